@@ -1,0 +1,46 @@
+// log/log.hpp — one line per event, key=value (STYLE 12).
+//   2026-11-26T06:50:31.123Z postern[4711]: severity=info event=connect session=… client=…
+// Values with spaces, quotes or '=' are quoted. A line is emitted by one
+// write(2) when the builder is destroyed, so lines from threads never interleave.
+// Never pass AUTH payloads or message bodies. Thread: any thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace postern::log {
+
+enum class severity { info, warn, error, fatal, panic };
+
+class line {
+public:
+    line(severity s, std::string_view event);
+    line(const line&) = delete;
+    line& operator=(const line&) = delete;
+    ~line();
+
+    line& kv(std::string_view key, std::string_view value);
+    line& kv(std::string_view key, const char* value) { return kv(key, std::string_view(value)); }
+    line& kv(std::string_view key, const std::string& value) { return kv(key, std::string_view(value)); }
+    line& kv(std::string_view key, std::uint64_t value);
+    line& kv(std::string_view key, std::int64_t value);
+    line& kv(std::string_view key, unsigned value) { return kv(key, std::uint64_t{value}); }
+    line& kv(std::string_view key, int value) { return kv(key, std::int64_t{value}); }
+    line& kv(std::string_view key, double value);
+
+private:
+    std::string buf_;
+};
+
+inline line info(std::string_view event) { return line(severity::info, event); }
+inline line warn(std::string_view event) { return line(severity::warn, event); }
+inline line error(std::string_view event) { return line(severity::error, event); }
+inline line fatal(std::string_view event) { return line(severity::fatal, event); }
+
+// Lines go to this descriptor (default 2, stderr). Set once at start-up.
+void set_fd(int fd);
+// info lines are dropped when false (tests and benchmarks may quieten the log).
+void set_verbose(bool on);
+
+} // namespace postern::log

@@ -1,0 +1,178 @@
+#include "postern/util/atomic_write.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "postern/util/id.hpp"
+
+namespace postern::util {
+
+namespace {
+
+result<void> write_all(int fd, std::span<const std::string_view> parts)
+{
+    // writev in rounds: at most IOV_MAX entries, and partial writes resume.
+    std::vector<iovec> iov;
+    iov.reserve(parts.size());
+    for (auto p : parts)
+        if (!p.empty())
+            iov.push_back({const_cast<char*>(p.data()), p.size()});
+    std::size_t i = 0;
+    while (i < iov.size()) {
+        int n = static_cast<int>(std::min<std::size_t>(iov.size() - i, 1024));
+        ssize_t w = ::writev(fd, &iov[i], n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return last_os_error();
+        }
+        auto left = static_cast<std::size_t>(w);
+        while (i < iov.size() && left >= iov[i].iov_len) {
+            left -= iov[i].iov_len;
+            ++i;
+        }
+        if (left > 0) {
+            iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + left;
+            iov[i].iov_len -= left;
+        }
+    }
+    return {};
+}
+
+result<void> sync_fs(int fd)
+{
+    if (::syncfs(fd) != 0)
+        return last_os_error();
+    return {};
+}
+
+} // namespace
+
+durable_batch::~durable_batch()
+{
+    if (sync_fd_ >= 0)
+        ::close(sync_fd_);
+}
+
+result<void> durable_batch::write(const std::string& path, std::span<const std::string_view> parts)
+{
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return last_os_error();
+    if (auto r = write_all(fd, parts); !r) {
+        ::close(fd);
+        ::unlink(path.c_str());
+        return r;
+    }
+    if (sync_fd_ < 0)
+        sync_fd_ = fd; // keep one descriptor to name the filesystem for syncfs()
+    else
+        ::close(fd);
+    files_.push_back(path);
+    return {};
+}
+
+std::size_t durable_batch::rename(std::string from, std::string to)
+{
+    renames_.push_back({std::move(from), std::move(to)});
+    return renames_.size() - 1;
+}
+
+result<std::vector<std::error_code>> durable_batch::commit()
+{
+    std::vector<std::error_code> out(renames_.size());
+    if (sync_fd_ < 0 && !renames_.empty()) {
+        // Only renames staged (e.g. a directory of already-synced files):
+        // name the filesystem by the first source's parent.
+        auto slash = renames_.front().from.rfind('/');
+        std::string dir = slash == std::string::npos ? "." : renames_.front().from.substr(0, slash);
+        sync_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (sync_fd_ < 0)
+            return last_os_error();
+    }
+    if (sync_fd_ < 0)
+        return out;
+    if (auto r = sync_fs(sync_fd_); !r)
+        return r.error();
+    bool renamed = false;
+    for (std::size_t i = 0; i < renames_.size(); ++i) {
+        const auto& r = renames_[i];
+        if (::renameat2(AT_FDCWD, r.from.c_str(), AT_FDCWD, r.to.c_str(), RENAME_NOREPLACE) != 0)
+            out[i] = errno == EEXIST ? make_error_code(errc::exists) : last_os_error();
+        else
+            renamed = true;
+    }
+    if (renamed)
+        if (auto r = sync_fs(sync_fd_); !r)
+            return r.error();
+    files_.clear();
+    renames_.clear();
+    ::close(sync_fd_);
+    sync_fd_ = -1;
+    return out;
+}
+
+result<void> atomic_write(const std::string& dir, std::string_view name, std::string_view bytes)
+{
+    std::string tmp = dir + "/.tmp." + make_session_id();
+    std::string_view parts[] = {bytes};
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return last_os_error();
+    auto r = write_all(fd, parts);
+    if (r && ::fsync(fd) != 0)
+        r = last_os_error();
+    ::close(fd);
+    if (r && ::rename(tmp.c_str(), (dir + "/" + std::string(name)).c_str()) != 0)
+        r = last_os_error();
+    if (!r) {
+        ::unlink(tmp.c_str());
+        return r;
+    }
+    return fsync_dir(dir);
+}
+
+result<void> fsync_dir(const std::string& dir)
+{
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return last_os_error();
+    result<void> r;
+    if (::fsync(fd) != 0)
+        r = last_os_error();
+    ::close(fd);
+    return r;
+}
+
+result<std::string> read_file(const std::string& path)
+{
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return last_os_error();
+    std::string out;
+    struct stat st{};
+    if (::fstat(fd, &st) == 0 && st.st_size > 0)
+        out.reserve(static_cast<std::size_t>(st.st_size));
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            auto ec = last_os_error();
+            ::close(fd);
+            return ec;
+        }
+        if (n == 0)
+            break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return out;
+}
+
+} // namespace postern::util

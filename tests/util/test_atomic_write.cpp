@@ -1,0 +1,73 @@
+#include "postern/util/atomic_write.hpp"
+
+#include <filesystem>
+#include <string_view>
+
+#include <doctest/doctest.h>
+
+#include "postern/util/id.hpp"
+
+using namespace postern::util;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct temp_dir {
+    fs::path path = fs::temp_directory_path() / ("postern-test-" + make_session_id());
+    temp_dir() { fs::create_directories(path); }
+    ~temp_dir() { fs::remove_all(path); }
+    std::string str(std::string_view name = {}) const
+    {
+        return name.empty() ? path.string() : (path / name).string();
+    }
+};
+
+} // namespace
+
+TEST_SUITE("util") {
+
+TEST_CASE("atomic_write replaces a file with the full new content")
+{
+    temp_dir d;
+    REQUIRE(atomic_write(d.str(), "f", "one"));
+    REQUIRE(atomic_write(d.str(), "f", "two-two"));
+    auto r = read_file(d.str("f"));
+    REQUIRE(r);
+    CHECK(*r == "two-two");
+    int n = 0;
+    for ([[maybe_unused]] auto& e : fs::directory_iterator(d.path))
+        ++n;
+    CHECK(n == 1); // no temp file left behind
+}
+
+TEST_CASE("durable_batch publishes files only through its renames, never over existing ones")
+{
+    temp_dir d;
+    fs::create_directories(d.path / "tmp");
+    fs::create_directories(d.path / "new");
+    durable_batch b;
+    std::string_view parts[] = {"Header: x\r\n", "\r\n", "body\r\n"};
+    REQUIRE(b.write(d.str("tmp/a"), parts));
+    REQUIRE(b.write(d.str("tmp/b"), parts));
+    CHECK(b.write(d.str("tmp/a"), parts).error() == std::errc::file_exists);
+    REQUIRE(atomic_write(d.str("new"), "b", "already there"));
+    b.rename(d.str("tmp/a"), d.str("new/a"));
+    b.rename(d.str("tmp/b"), d.str("new/b"));
+    auto r = b.commit();
+    REQUIRE(r);
+    REQUIRE(r->size() == 2);
+    CHECK_FALSE((*r)[0]);
+    CHECK((*r)[1] == make_error_code(errc::exists));
+    CHECK(*read_file(d.str("new/a")) == "Header: x\r\n\r\nbody\r\n");
+    CHECK(*read_file(d.str("new/b")) == "already there");
+    CHECK(b.empty());
+}
+
+TEST_CASE("read_file reports a missing file as an error value")
+{
+    auto r = read_file("/nonexistent/postern/file");
+    CHECK_FALSE(r);
+    CHECK(r.error() == std::errc::no_such_file_or_directory);
+}
+
+}
