@@ -54,8 +54,30 @@ result<void> sync_fs(int fd)
 
 durable_batch::~durable_batch()
 {
-    if (sync_fd_ >= 0)
-        ::close(sync_fd_);
+    for (auto& f : fss_)
+        ::close(f.fd);
+}
+
+result<void> durable_batch::remember_fs(int fd, bool& kept)
+{
+    struct stat st{};
+    if (::fstat(fd, &st) != 0)
+        return last_os_error();
+    kept = false;
+    for (const auto& f : fss_)
+        if (f.dev == st.st_dev)
+            return {};
+    fss_.push_back({static_cast<unsigned long>(st.st_dev), fd});
+    kept = true;
+    return {};
+}
+
+result<void> durable_batch::sync_all()
+{
+    for (const auto& f : fss_)
+        if (auto r = sync_fs(f.fd); !r)
+            return r;
+    return {};
 }
 
 result<void> durable_batch::write(const std::string& path, std::span<const std::string_view> parts)
@@ -63,15 +85,16 @@ result<void> durable_batch::write(const std::string& path, std::span<const std::
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return last_os_error();
-    if (auto r = write_all(fd, parts); !r) {
+    bool kept = false;
+    auto r = write_all(fd, parts);
+    if (r)
+        r = remember_fs(fd, kept);
+    if (!kept)
         ::close(fd);
+    if (!r) {
         ::unlink(path.c_str());
         return r;
     }
-    if (sync_fd_ < 0)
-        sync_fd_ = fd; // keep one descriptor to name the filesystem for syncfs()
-    else
-        ::close(fd);
     files_.push_back(path);
     return {};
 }
@@ -85,18 +108,22 @@ std::size_t durable_batch::rename(std::string from, std::string to)
 result<std::vector<std::error_code>> durable_batch::commit()
 {
     std::vector<std::error_code> out(renames_.size());
-    if (sync_fd_ < 0 && !renames_.empty()) {
-        // Only renames staged (e.g. a directory of already-synced files):
-        // name the filesystem by the first source's parent.
-        auto slash = renames_.front().from.rfind('/');
-        std::string dir = slash == std::string::npos ? "." : renames_.front().from.substr(0, slash);
-        sync_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (sync_fd_ < 0)
+    // Renames of already-written things (a directory of staged files) still
+    // need their filesystem synced: name it by each source's parent.
+    for (const auto& r : renames_) {
+        auto slash = r.from.rfind('/');
+        std::string dir = slash == std::string::npos ? "." : r.from.substr(0, slash);
+        int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
             return last_os_error();
+        bool kept = false;
+        auto k = remember_fs(fd, kept);
+        if (!kept)
+            ::close(fd);
+        if (!k)
+            return k.error();
     }
-    if (sync_fd_ < 0)
-        return out;
-    if (auto r = sync_fs(sync_fd_); !r)
+    if (auto r = sync_all(); !r)
         return r.error();
     bool renamed = false;
     for (std::size_t i = 0; i < renames_.size(); ++i) {
@@ -107,12 +134,13 @@ result<std::vector<std::error_code>> durable_batch::commit()
             renamed = true;
     }
     if (renamed)
-        if (auto r = sync_fs(sync_fd_); !r)
+        if (auto r = sync_all(); !r)
             return r.error();
     files_.clear();
     renames_.clear();
-    ::close(sync_fd_);
-    sync_fd_ = -1;
+    for (auto& f : fss_)
+        ::close(f.fd);
+    fss_.clear();
     return out;
 }
 

@@ -48,7 +48,15 @@ private:
     };
     std::vector<std::string> files_;
     std::vector<staged_rename> renames_;
-    int sync_fd_ = -1; // a descriptor on the filesystem to syncfs()
+    // One open descriptor per filesystem touched, to syncfs() each of them
+    // (a spool and a mail root may live on different filesystems).
+    struct fs_handle {
+        unsigned long dev;
+        int fd;
+    };
+    result<void> remember_fs(int fd, bool& kept);
+    result<void> sync_all();
+    std::vector<fs_handle> fss_;
 };
 
 // Writes dir/name atomically and durably: temp file, sync, rename over any

@@ -1,0 +1,15 @@
+// daemon/serve.hpp — `postern serve`: wires the parts together and runs
+// until SIGTERM/SIGINT. Order matters: the spool opens (and purges
+// incoming/) and every listener binds before anything is accepted; a
+// failure there exits 1 without serving.
+// Threads: the event loop (this thread), the group committer, the
+// delivery runner.
+#pragma once
+
+#include "postern/config/config.hpp"
+
+namespace postern::daemon {
+
+int serve(const config::settings& s);
+
+} // namespace postern::daemon

@@ -1,0 +1,43 @@
+// delivery/local_agent.hpp — delivers the local recipients of queued
+// messages into Maildirs, a batch of messages at a time.
+// For each pending, due recipient: expand it (route::table), write one file
+// per distinct mailbox (Return-Path:, Delivered-To:, then the message as
+// queued), make the batch durable, and only then mark the recipient done
+// (DESIGN promise 2). Remote targets reached through aliases become new
+// recipients of the entry, left pending for the remote agent.
+// Thread: blocking; the delivery thread only.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "postern/queue/entry.hpp"
+#include "postern/route/table.hpp"
+#include "postern/scheduler/retry.hpp"
+#include "postern/util/clock.hpp"
+
+namespace postern::delivery {
+
+struct job {
+    queue::entry entry;
+    std::string message;
+    bool recovered = false; // loaded at start-up: look for files of an earlier attempt
+    bool changed = false;   // entry differs from the stored one
+};
+
+class local_agent {
+public:
+    local_agent(std::string mail_root, std::string hostname, const route::table& routes,
+                scheduler::retry_policy retry);
+
+    void deliver(std::span<job> jobs, util::time_point now);
+
+private:
+    std::string mail_root_;
+    std::string hostname_;
+    const route::table& routes_;
+    scheduler::retry_policy retry_;
+};
+
+} // namespace postern::delivery

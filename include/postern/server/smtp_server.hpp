@@ -1,0 +1,50 @@
+// server/smtp_server.hpp — the SMTP listeners and the per-connection
+// coroutine: a thin shell that drives smtp::server_session (DESIGN "The
+// protocol core is sans-I/O"): flush replies, read with a deadline, feed,
+// answer RCPT checks from route::table, hand messages to the group
+// committer and wait for their batch to be durable before the 250.
+// Security: every read has a deadline (command/data timeouts), every buffer
+// a limit (inside the session), connections are capped overall and per
+// client address (421 4.7.0 at connect).
+// Thread: everything runs on the io_context's one thread.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "postern/config/config.hpp"
+#include "postern/net/asio.hpp"
+#include "postern/queue/group_committer.hpp"
+#include "postern/route/table.hpp"
+#include "postern/util/clock.hpp"
+
+namespace postern::server {
+
+class smtp_server {
+public:
+    smtp_server(asio::io_context& io, const config::settings& cfg, const route::table& routes,
+                queue::group_committer& committer, const util::clock& clock);
+
+    // Binds every listener (large backlog: BENCH-NOTES). Throws
+    // std::system_error naming the address when one cannot be bound.
+    void bind();
+    // Starts accepting on the bound listeners.
+    void start();
+    // Stops accepting; sessions in progress finish on their own.
+    void stop();
+
+    std::size_t connections() const noexcept { return total_; }
+
+private:
+    struct shared;
+    static net::awaitable<void> accept_loop(std::shared_ptr<shared> st, std::size_t index);
+    static net::awaitable<void> session(std::shared_ptr<shared> st, net::tcp::socket sock);
+
+    std::shared_ptr<shared> st_;
+    std::size_t total_ = 0;
+};
+
+} // namespace postern::server

@@ -1,0 +1,23 @@
+// smtp/received.hpp — the trace header added to every accepted message
+// (RFC 5321 4.4; protocol words from RFC 3848 and RFC 6531 3.7.3). Pure.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace postern::smtp {
+
+struct received_fields {
+    std::string_view helo;      // as the client gave it; sanitised here
+    std::string_view client_ip; // "192.0.2.1" or "2001:db8::1"
+    std::string_view by;        // our hostname
+    std::string_view protocol;  // "SMTP", "ESMTP", "UTF8SMTP", …
+    std::string_view id;        // queue id
+    std::string_view for_rcpt;  // the single recipient, or empty (never list several: privacy)
+    std::string_view date;      // RFC 5322 date-time
+};
+
+// "Received: from helo ([ip])\r\n\tby host (postern) with ESMTP id ID\r\n\tfor <r>; date\r\n"
+std::string received_header(const received_fields& f);
+
+} // namespace postern::smtp

@@ -1,0 +1,836 @@
+// config/config.cpp — JSON text → validated config::settings, and back.
+// Every object in the file is read through one table of its known keys
+// (key_spec): the same table rejects unknown keys, reads present keys, fills
+// absent ones and writes the effective configuration for to_json(), so a key
+// cannot be readable and yet missing from check-config's output.
+// Every error names the file, the key path and what was expected; the
+// daemon exits 2 on it before binding any port (DESIGN promise 6).
+#include "postern/config/config.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "postern/mail/address.hpp"
+#include "postern/util/strings.hpp"
+
+namespace postern::config {
+namespace {
+
+using json = nlohmann::json;
+// Output keeps the table order, so check-config reads like the example file.
+using ordered_json = nlohmann::ordered_json;
+
+// A config file is a few kilobytes; a bound keeps a wrong path (a log, a
+// device) from being slurped into memory.
+constexpr std::size_t max_file_size = 64 * 1024 * 1024;
+
+// "got ..." shows what was there, shortened so one bad value cannot flood
+// the error line.
+constexpr std::size_t max_rendering = 60;
+
+std::string render(const json& value)
+{
+    std::string s = value.dump();
+    if (s.size() <= max_rendering)
+        return s;
+    std::size_t cut = max_rendering - 3;
+    // Never cut a UTF-8 sequence in half.
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80)
+        --cut;
+    s.resize(cut);
+    return s + "...";
+}
+
+std::string json_string(std::string_view s)
+{
+    return json(s).dump();
+}
+
+template <class Range>
+std::string join(const Range& items)
+{
+    std::string out;
+    for (const auto& item : items) {
+        if (!out.empty())
+            out += ", ";
+        out += item;
+    }
+    return out;
+}
+
+// Where a value sits in the file: the source and a key path such as
+// listeners[0].mode or aliases["postmaster@example.test"].
+class locus {
+public:
+    locus(const std::string& source, std::string path) : source_(&source), path_(std::move(path)) {}
+
+    // Plain keys join with a dot; keys that are not identifiers (alias
+    // addresses) are quoted in brackets so the path stays unambiguous.
+    locus member(std::string_view key) const
+    {
+        bool plain = !key.empty();
+        for (char c : key)
+            plain = plain && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+        if (!plain)
+            return {*source_, path_ + "[" + json_string(key) + "]"};
+        return {*source_, path_.empty() ? std::string(key) : path_ + "." + std::string(key)};
+    }
+
+    locus element(std::size_t index) const
+    {
+        return {*source_, path_ + "[" + std::to_string(index) + "]"};
+    }
+
+    [[noreturn]] void fail(std::string_view expected, const json& got) const
+    {
+        fail_text(expected, render(got));
+    }
+
+    [[noreturn]] void fail_text(std::string_view expected, std::string_view got) const
+    {
+        throw error(*source_ + ": " + (path_.empty() ? std::string("top level") : path_) + ": expected " +
+            std::string(expected) + ", got " + std::string(got));
+    }
+
+private:
+    const std::string* source_;
+    std::string path_;
+};
+
+// ---- value kinds: one reader per kind, shared by every key of that kind ----
+
+const std::string& read_string(const json& value, const locus& at, std::string_view expected)
+{
+    if (!value.is_string())
+        at.fail(expected, value);
+    return value.get_ref<const std::string&>();
+}
+
+const json::array_t& read_array(const json& value, const locus& at, std::string_view expected)
+{
+    if (!value.is_array())
+        at.fail(expected, value);
+    return value.get_ref<const json::array_t&>();
+}
+
+// LDH labels (RFC 1035 2.3.1, RFC 1123 2.1) of 1–63 octets, at most 255
+// octets in all (RFC 5321 4.5.3.1.2). No trailing dot: SMTP never writes one.
+bool is_domain_name(std::string_view s)
+{
+    if (s.empty() || s.size() > 255)
+        return false;
+    for (auto label : util::split(s, '.')) {
+        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+            return false;
+        for (char c : label) {
+            bool ldh = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+            if (!ldh)
+                return false;
+        }
+    }
+    return true;
+}
+
+constexpr std::string_view domain_expected = "a domain name";
+
+std::string read_domain(const json& value, const locus& at)
+{
+    const auto& s = read_string(value, at, domain_expected);
+    if (!is_domain_name(s))
+        at.fail(domain_expected, value);
+    return s;
+}
+
+constexpr std::string_view path_expected = "a non-empty path";
+
+std::string read_path(const json& value, const locus& at)
+{
+    const auto& s = read_string(value, at, path_expected);
+    // A NUL (JSON allows \u0000) would silently truncate the path at open().
+    if (s.empty() || s.find('\0') != std::string::npos)
+        at.fail(path_expected, value);
+    return s;
+}
+
+constexpr std::string_view address_expected = "an address (local@domain)";
+
+// The address with its domain lower-cased, which is how every table compares
+// and stores domains (Maildir paths use the lower-case domain).
+mail::address read_address(const json& value, const locus& at)
+{
+    const auto& s = read_string(value, at, address_expected);
+    auto parsed = mail::parse_address(s);
+    if (!parsed)
+        at.fail(address_expected, value);
+    mail::address a = std::move(parsed).value();
+    a.domain = util::to_lower(a.domain);
+    return a;
+}
+
+std::uint64_t read_integer(const json& value, const locus& at, std::uint64_t min, std::uint64_t max)
+{
+    // A negative number is an integer but not a positive one: it gets the
+    // range message. Floats (even 100.0) and strings are the wrong type.
+    if (value.is_number_integer() && !value.is_number_unsigned())
+        at.fail("an integer from " + std::to_string(min) + " to " + std::to_string(max), value);
+    // Integers past 2^64-1 arrive as floats; they are too big, not mistyped.
+    if (value.is_number_float() && value.get<double>() >= 18446744073709551616.0)
+        at.fail("an integer from " + std::to_string(min) + " to " + std::to_string(max), value);
+    if (!value.is_number_unsigned())
+        at.fail("a positive integer", value);
+    auto n = value.get<std::uint64_t>();
+    if (n < min || n > max)
+        at.fail("an integer from " + std::to_string(min) + " to " + std::to_string(max), value);
+    return n;
+}
+
+template <class E>
+struct choice {
+    std::string_view name;
+    E value;
+};
+
+template <class E, std::size_t N>
+E read_choice(const json& value, const locus& at, const std::array<choice<E>, N>& choices)
+{
+    std::string expected = "one of ";
+    for (std::size_t i = 0; i < N; ++i)
+        expected += (i == 0 ? "" : ", ") + json_string(choices[i].name);
+    if (value.is_string())
+        for (const auto& c : choices)
+            if (c.name == value.get_ref<const std::string&>())
+                return c.value;
+    at.fail(expected, value);
+}
+
+template <class E, std::size_t N>
+std::string_view choice_name(E value, const std::array<choice<E>, N>& choices)
+{
+    for (const auto& c : choices)
+        if (c.value == value)
+            return c.name;
+    throw std::logic_error("config: enum value missing from its choice table");
+}
+
+constexpr std::array<choice<listener_mode>, 1> listener_modes{{{"smtp", listener_mode::smtp}}};
+constexpr std::array<choice<log_level>, 2> log_levels{{{"info", log_level::info}, {"warn", log_level::warn}}};
+
+// Adds key to seen, or fails: every list in the file refuses repeats, since a
+// repeat is at best redundant and at worst a typo for another entry.
+void insert_unique(std::set<std::string>& seen, std::string key, const locus& at, std::string_view expected,
+    const json& got)
+{
+    if (!seen.insert(std::move(key)).second)
+        at.fail(expected, got);
+}
+
+// ---- objects: a table of known keys per object kind ----
+
+template <class T>
+struct key_spec {
+    std::string_view name;
+    void (*read)(const json& value, const locus& at, T& out);
+    ordered_json (*write)(const T& in);
+    // Called when the key is absent (to fail, or to derive a default from
+    // keys read before it); nullptr keeps the default already in out.
+    void (*absent)(const locus& at, T& out);
+};
+
+template <class T, std::size_t N>
+std::string key_names(const std::array<key_spec<T>, N>& keys)
+{
+    std::array<std::string_view, N> names;
+    for (std::size_t i = 0; i < N; ++i)
+        names[i] = keys[i].name;
+    return join(names);
+}
+
+// Reads the keys in table order, not file order, so a key may depend on one
+// listed before it (users on local_domains, local_domains on hostname).
+template <class T, std::size_t N>
+void read_object(const json& value, const locus& at, const std::array<key_spec<T>, N>& keys, T& out)
+{
+    if (!value.is_object())
+        at.fail("an object (keys: " + key_names(keys) + ")", value);
+    for (const auto& [name, member] : value.items()) {
+        bool known = false;
+        for (const auto& k : keys)
+            known = known || k.name == name;
+        if (!known)
+            at.member(name).fail_text("one of the known keys (" + key_names(keys) + ")", "unknown key " + json_string(name));
+    }
+    for (const auto& k : keys) {
+        auto it = value.find(std::string(k.name));
+        if (it != value.end())
+            k.read(*it, at.member(k.name), out);
+        else if (k.absent != nullptr)
+            k.absent(at.member(k.name), out);
+    }
+}
+
+template <class T, std::size_t N>
+ordered_json write_object(const T& in, const std::array<key_spec<T>, N>& keys)
+{
+    ordered_json out = ordered_json::object();
+    for (const auto& k : keys)
+        out[std::string(k.name)] = k.write(in);
+    return out;
+}
+
+// ---- listeners ----
+
+constexpr std::string_view listener_address_expected =
+    "IP:PORT with an IP literal (IPv6 in brackets, as \"[::1]:25\") and a port from 1 to 65535";
+
+// "IPv4:port" or "[IPv6]:port". Host names are refused: the listener must
+// bind before DNS is up, and a name with several addresses is ambiguous.
+std::optional<listener> parse_listener_address(std::string_view spec)
+{
+    std::string_view host;
+    std::string_view port;
+    int family = AF_INET;
+    if (!spec.empty() && spec.front() == '[') {
+        auto close = spec.find("]:");
+        if (close == std::string_view::npos)
+            return std::nullopt;
+        host = spec.substr(1, close - 1);
+        port = spec.substr(close + 2);
+        family = AF_INET6;
+    } else {
+        auto colon = spec.rfind(':');
+        if (colon == std::string_view::npos)
+            return std::nullopt;
+        host = spec.substr(0, colon);
+        port = spec.substr(colon + 1);
+    }
+    auto number = util::parse_uint(port);
+    if (!number || *number == 0 || *number > 65535)
+        return std::nullopt;
+    const std::string host_z(host); // inet_pton wants a NUL-terminated string
+    in6_addr binary{};
+    if (::inet_pton(family, host_z.c_str(), &binary) != 1)
+        return std::nullopt;
+    // Canonical text ("0::1" → "::1") so duplicates compare equal.
+    std::array<char, INET6_ADDRSTRLEN> text{};
+    if (::inet_ntop(family, &binary, text.data(), text.size()) == nullptr)
+        return std::nullopt;
+    listener l;
+    l.spec = std::string(spec);
+    l.host = text.data();
+    l.port = static_cast<std::uint16_t>(*number);
+    return l;
+}
+
+void read_listener_address(const json& value, const locus& at, listener& out)
+{
+    auto parsed = parse_listener_address(read_string(value, at, listener_address_expected));
+    if (!parsed)
+        at.fail(listener_address_expected, value);
+    parsed->mode = out.mode;
+    out = std::move(*parsed);
+}
+
+ordered_json write_listener_address(const listener& in)
+{
+    return in.spec;
+}
+
+void require_listener_address(const locus& at, listener&)
+{
+    at.fail_text(listener_address_expected, "nothing");
+}
+
+void read_listener_mode(const json& value, const locus& at, listener& out)
+{
+    out.mode = read_choice(value, at, listener_modes);
+}
+
+ordered_json write_listener_mode(const listener& in)
+{
+    return choice_name(in.mode, listener_modes);
+}
+
+constexpr std::array<key_spec<listener>, 2> listener_keys{{
+    {"address", &read_listener_address, &write_listener_address, &require_listener_address},
+    {"mode", &read_listener_mode, &write_listener_mode, nullptr}, // default: smtp
+}};
+
+// ---- users ----
+
+void read_user_address(const json& value, const locus& at, user& out)
+{
+    out.address = read_address(value, at).str();
+}
+
+ordered_json write_user_address(const user& in)
+{
+    return in.address;
+}
+
+void require_user_address(const locus& at, user&)
+{
+    at.fail_text(address_expected, "nothing");
+}
+
+constexpr std::array<key_spec<user>, 1> user_keys{{
+    {"address", &read_user_address, &write_user_address, &require_user_address},
+}};
+
+// ---- limits: one template per direction serves every limit ----
+
+void store(std::uint64_t& to, std::uint64_t n)
+{
+    to = n;
+}
+void store(std::uint32_t& to, std::uint64_t n)
+{
+    to = static_cast<std::uint32_t>(n);
+}
+void store(std::chrono::seconds& to, std::uint64_t n)
+{
+    to = std::chrono::seconds{static_cast<std::chrono::seconds::rep>(n)};
+}
+std::uint64_t load(std::uint64_t n)
+{
+    return n;
+}
+std::uint64_t load(std::chrono::seconds s)
+{
+    return static_cast<std::uint64_t>(s.count());
+}
+
+template <class V>
+constexpr std::uint64_t max_storable()
+{
+    if constexpr (std::is_same_v<V, std::chrono::seconds>)
+        return std::numeric_limits<std::chrono::seconds::rep>::max();
+    else
+        return std::numeric_limits<V>::max();
+}
+
+template <auto Member, std::uint64_t Min, std::uint64_t Max>
+void read_limit(const json& value, const locus& at, limits& out)
+{
+    using stored = std::remove_cvref_t<decltype(out.*Member)>;
+    static_assert(Min >= 1 && Min <= Max && Max <= max_storable<stored>());
+    store(out.*Member, read_integer(value, at, Min, Max));
+}
+
+template <auto Member>
+ordered_json write_limit(const limits& in)
+{
+    return load(in.*Member);
+}
+
+// The defaults are limits' member initialisers in config.hpp; the bounds are
+// here. Upper bounds catch unit mix-ups (milliseconds for seconds, bytes for
+// KiB), not deliberate choices.
+constexpr std::uint64_t max_timeout = 86400; // a day
+constexpr std::array<key_spec<limits>, 7> limit_keys{{
+    {"message_size", &read_limit<&limits::message_size, 1024, 4ull << 30>, &write_limit<&limits::message_size>,
+        nullptr},
+    {"recipients", &read_limit<&limits::recipients, 1, 100000>, &write_limit<&limits::recipients>, nullptr},
+    {"connections", &read_limit<&limits::connections, 1, 1000000>, &write_limit<&limits::connections>, nullptr},
+    {"connections_per_ip", &read_limit<&limits::connections_per_ip, 1, 1000000>,
+        &write_limit<&limits::connections_per_ip>, nullptr},
+    {"command_timeout_s", &read_limit<&limits::command_timeout, 1, max_timeout>,
+        &write_limit<&limits::command_timeout>, nullptr},
+    {"data_timeout_s", &read_limit<&limits::data_timeout, 1, max_timeout>, &write_limit<&limits::data_timeout>,
+        nullptr},
+    {"errors", &read_limit<&limits::errors, 1, 100000>, &write_limit<&limits::errors>, nullptr},
+}};
+
+// ---- top level ----
+
+// Every default of an absent key, except the two derived from other keys
+// (hostname from the machine, local_domains from hostname: see their
+// `absent` functions) and limits (member initialisers in config.hpp).
+settings defaults()
+{
+    settings s;
+    s.spool_dir = "/var/spool/postern";
+    s.mail_root = "/var/mail/postern";
+    s.listeners = {*parse_listener_address("0.0.0.0:25")};
+    s.log = log_level::info;
+    return s;
+}
+
+void read_hostname(const json& value, const locus& at, settings& out)
+{
+    out.hostname = read_domain(value, at);
+}
+
+void default_hostname(const locus& at, settings& out)
+{
+    std::array<char, 256> name{}; // HOST_NAME_MAX is 64 on Linux, 255 by POSIX
+    if (::gethostname(name.data(), name.size() - 1) != 0)
+        at.fail_text(std::string(domain_expected) + " (absent, and gethostname() failed: " +
+                std::system_category().message(errno) + ")",
+            "nothing");
+    out.hostname = name.data();
+    if (!is_domain_name(out.hostname))
+        at.fail(std::string(domain_expected) + " (absent, so the machine's hostname was used)", out.hostname);
+}
+
+ordered_json write_hostname(const settings& in)
+{
+    return in.hostname;
+}
+
+void read_spool_dir(const json& value, const locus& at, settings& out)
+{
+    out.spool_dir = read_path(value, at);
+}
+
+ordered_json write_spool_dir(const settings& in)
+{
+    return in.spool_dir;
+}
+
+void read_mail_root(const json& value, const locus& at, settings& out)
+{
+    out.mail_root = read_path(value, at);
+    // Maildirs are mail_root/<domain>/: inside the spool, a domain named
+    // "queue" or "incoming" would collide with the queue's own directories.
+    if (out.mail_root == out.spool_dir)
+        at.fail("a directory other than spool_dir", value);
+}
+
+ordered_json write_mail_root(const settings& in)
+{
+    return in.mail_root;
+}
+
+void read_listeners(const json& value, const locus& at, settings& out)
+{
+    constexpr std::string_view expected = "a non-empty array of listeners";
+    const auto& items = read_array(value, at, expected);
+    if (items.empty())
+        at.fail(expected, value);
+    out.listeners.clear();
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        listener l;
+        read_object(items[i], at.element(i), listener_keys, l);
+        // Compare the canonical host, so "[::1]:25" and "[0::1]:25" clash.
+        insert_unique(seen, l.host + "|" + std::to_string(l.port), at.element(i).member("address"),
+            "an address:port no other listener uses", l.spec);
+        out.listeners.push_back(std::move(l));
+    }
+}
+
+ordered_json write_listeners(const settings& in)
+{
+    ordered_json out = ordered_json::array();
+    for (const auto& l : in.listeners)
+        out.push_back(write_object(l, listener_keys));
+    return out;
+}
+
+void read_local_domains(const json& value, const locus& at, settings& out)
+{
+    const auto& items = read_array(value, at, "an array of domain names");
+    out.local_domains.clear();
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        auto domain = util::to_lower(read_domain(items[i], at.element(i)));
+        insert_unique(seen, domain, at.element(i), "a domain not already listed", items[i]);
+        out.local_domains.push_back(std::move(domain));
+    }
+}
+
+void default_local_domains(const locus&, settings& out)
+{
+    out.local_domains = {util::to_lower(out.hostname)};
+}
+
+ordered_json write_local_domains(const settings& in)
+{
+    return in.local_domains;
+}
+
+// Users and alias keys must be mail this host delivers itself.
+void require_local(const mail::address& a, const locus& at, const settings& s, const json& got)
+{
+    bool local = false;
+    for (const auto& d : s.local_domains)
+        local = local || d == a.domain;
+    if (!local)
+        at.fail("an address in a local domain (" + join(s.local_domains) + ")", got);
+    // The server refuses these at local domains (DESIGN promise 5), so such
+    // a mailbox could never receive mail.
+    if (mail::has_routing_chars(a.local_part))
+        at.fail("an address without %, ! or @ in its local part", got);
+}
+
+void read_users(const json& value, const locus& at, settings& out)
+{
+    const auto& items = read_array(value, at, "an array of users");
+    out.users.clear();
+    // Case-insensitive: "Alice" and "alice" would share one mailbox on some
+    // file systems and not on others.
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        user u;
+        read_object(items[i], at.element(i), user_keys, u);
+        const locus address_at = at.element(i).member("address");
+        const json& written = items[i].at("address");
+        require_local(read_address(written, address_at), address_at, out, written);
+        insert_unique(seen, util::to_lower(u.address), address_at, "an address not already listed", written);
+        out.users.push_back(std::move(u));
+    }
+}
+
+ordered_json write_users(const settings& in)
+{
+    ordered_json out = ordered_json::array();
+    for (const auto& u : in.users)
+        out.push_back(write_object(u, user_keys));
+    return out;
+}
+
+void read_aliases(const json& value, const locus& at, settings& out)
+{
+    if (!value.is_object())
+        at.fail("an object mapping local addresses to arrays of addresses", value);
+    out.aliases.clear();
+    for (const auto& [key, targets] : value.items()) {
+        const locus entry = at.member(key);
+        const json written_key = key;
+        const auto local = read_address(written_key, entry);
+        require_local(local, entry, out, written_key);
+        auto name = util::to_lower(local.str());
+        if (out.aliases.count(name) != 0)
+            entry.fail("an alias not already defined (keys ignore case)", written_key);
+
+        constexpr std::string_view expected = "a non-empty array of addresses";
+        const auto& items = read_array(targets, entry, expected);
+        if (items.empty())
+            entry.fail(expected, targets);
+        std::vector<std::string> list;
+        std::set<std::string> seen;
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            auto target = read_address(items[i], entry.element(i)).str();
+            insert_unique(seen, util::to_lower(target), entry.element(i), "an address not already listed", items[i]);
+            list.push_back(std::move(target));
+        }
+        out.aliases.emplace(std::move(name), std::move(list));
+    }
+}
+
+ordered_json write_aliases(const settings& in)
+{
+    ordered_json out = ordered_json::object();
+    for (const auto& [name, targets] : in.aliases)
+        out[name] = targets;
+    return out;
+}
+
+void read_limits(const json& value, const locus& at, settings& out)
+{
+    read_object(value, at, limit_keys, out.lim);
+}
+
+ordered_json write_limits(const settings& in)
+{
+    return write_object(in.lim, limit_keys);
+}
+
+void read_log_level(const json& value, const locus& at, settings& out)
+{
+    out.log = read_choice(value, at, log_levels);
+}
+
+ordered_json write_log_level(const settings& in)
+{
+    return choice_name(in.log, log_levels);
+}
+
+// Order matters: a key is read after the keys it depends on.
+constexpr std::array<key_spec<settings>, 9> top_keys{{
+    {"hostname", &read_hostname, &write_hostname, &default_hostname},
+    {"spool_dir", &read_spool_dir, &write_spool_dir, nullptr},
+    {"mail_root", &read_mail_root, &write_mail_root, nullptr},
+    {"listeners", &read_listeners, &write_listeners, nullptr},
+    {"local_domains", &read_local_domains, &write_local_domains, &default_local_domains},
+    {"users", &read_users, &write_users, nullptr},
+    {"aliases", &read_aliases, &write_aliases, nullptr},
+    {"limits", &read_limits, &write_limits, nullptr},
+    {"log_level", &read_log_level, &write_log_level, nullptr},
+}};
+
+// ---- JSON text ----
+
+// nlohmann::json keeps the last of two equal keys without a word; in a
+// config file the first one is then silently ignored, so it is refused.
+// The parser callback sees the keys as they stream past; the stack holds,
+// per open object or array, the child being read so the error names a path.
+class duplicate_key_check {
+public:
+    explicit duplicate_key_check(const std::string& source) : source_(&source) {}
+
+    bool operator()(int /*depth*/, json::parse_event_t event, json& parsed)
+    {
+        switch (event) {
+        case json::parse_event_t::object_start:
+        case json::parse_event_t::array_start:
+            count_element();
+            stack_.push_back(frame{event == json::parse_event_t::array_start, 0, {}, {}});
+            break;
+        case json::parse_event_t::object_end:
+        case json::parse_event_t::array_end:
+            stack_.pop_back();
+            break;
+        case json::parse_event_t::key: {
+            auto& top = stack_.back();
+            top.key = parsed.get<std::string>();
+            if (!top.keys.insert(top.key).second)
+                here().fail_text("each key at most once", json_string(top.key) + " again");
+            break;
+        }
+        case json::parse_event_t::value:
+            count_element();
+            break;
+        }
+        return true;
+    }
+
+private:
+    struct frame {
+        bool array;
+        std::size_t elements; // in an array: elements seen so far
+        std::string key;      // in an object: the key being read
+        std::set<std::string> keys;
+    };
+
+    void count_element()
+    {
+        if (!stack_.empty() && stack_.back().array)
+            ++stack_.back().elements;
+    }
+
+    locus here() const
+    {
+        locus at{*source_, ""};
+        for (const auto& f : stack_)
+            at = f.array ? at.element(f.elements - 1) : at.member(f.key);
+        return at;
+    }
+
+    const std::string* source_;
+    std::vector<frame> stack_;
+};
+
+json parse_text(std::string_view text, const std::string& source)
+{
+    try {
+        return json::parse(text.begin(), text.end(), duplicate_key_check{source}, /*allow_exceptions=*/true,
+            /*ignore_comments=*/true);
+    } catch (const json::parse_error& e) {
+        // byte is 1-based and may point one past the end of the text.
+        const std::size_t offset = std::min<std::size_t>(e.byte == 0 ? 0 : e.byte - 1, text.size());
+        const auto before = text.substr(0, offset);
+        const std::size_t line = 1 + static_cast<std::size_t>(std::count(before.begin(), before.end(), '\n'));
+        const auto line_start = before.rfind('\n');
+        const std::size_t column = offset - (line_start == std::string_view::npos ? 0 : line_start + 1) + 1;
+        // what() is "[json.exception.parse_error.101] parse error at line L,
+        // column C: <reason>"; keep only the reason.
+        std::string_view reason = e.what();
+        if (auto at = reason.find(", column "); at != std::string_view::npos)
+            if (auto colon = reason.find(": ", at); colon != std::string_view::npos)
+                reason.remove_prefix(colon + 2);
+        throw error(source + ": invalid JSON at line " + std::to_string(line) + ", column " +
+            std::to_string(column) + ": " + std::string(reason));
+    } catch (const json::exception& e) {
+        // A number too large for a double (out_of_range.406) carries no
+        // position; what() ends in the offending text.
+        std::string_view reason = e.what();
+        if (auto bracket = reason.find("] "); bracket != std::string_view::npos)
+            reason.remove_prefix(bracket + 2);
+        throw error(source + ": invalid JSON: " + std::string(reason));
+    }
+}
+
+// The development configuration of `postern serve` without --config;
+// hostname and local_domains are added by embedded_default().
+constexpr std::string_view embedded_text = R"({
+  // Relative paths: a developer's checkout, not a system directory.
+  "spool_dir": "./var/spool",
+  "mail_root": "./var/mail",
+  // Loopback and an unprivileged port: runs without root, reachable by no one else.
+  "listeners": [ { "address": "127.0.0.1:2525", "mode": "smtp" } ]
+})";
+
+struct file_closer {
+    void operator()(std::FILE* f) const noexcept { std::fclose(f); }
+};
+
+} // namespace
+
+settings parse(std::string_view json_text, const std::string& source)
+{
+    const json doc = parse_text(json_text, source);
+    settings s = defaults();
+    s.source = source;
+    read_object(doc, locus{source, ""}, top_keys, s);
+    return s;
+}
+
+settings load_file(const std::string& path)
+{
+    const auto fail = [&](int err) {
+        return error(path + ": cannot read: " + std::system_category().message(err));
+    };
+    std::unique_ptr<std::FILE, file_closer> f(std::fopen(path.c_str(), "rb"));
+    if (!f)
+        throw fail(errno);
+    std::string text;
+    std::array<char, 65536> buf;
+    for (;;) {
+        const std::size_t n = std::fread(buf.data(), 1, buf.size(), f.get());
+        text.append(buf.data(), n);
+        if (text.size() > max_file_size)
+            throw fail(EFBIG);
+        if (n < buf.size()) {
+            if (std::ferror(f.get()))
+                throw fail(errno); // EISDIR for a directory
+            break;
+        }
+    }
+    return parse(text, path);
+}
+
+settings embedded_default(const std::string& hostname)
+{
+    json doc = json::parse(embedded_text.begin(), embedded_text.end(), nullptr, true, true);
+    doc["hostname"] = hostname;
+    json domains = json::array({"localhost"});
+    if (util::to_lower(hostname) != "localhost")
+        domains.push_back(util::to_lower(hostname));
+    doc["local_domains"] = std::move(domains);
+    // replace: a hostname that is not UTF-8 then fails as a domain name.
+    return parse(doc.dump(-1, ' ', false, json::error_handler_t::replace), "<embedded default>");
+}
+
+std::string to_json(const settings& s)
+{
+    return write_object(s, top_keys).dump(2) + "\n";
+}
+
+} // namespace postern::config

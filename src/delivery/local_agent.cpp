@@ -1,0 +1,163 @@
+#include "postern/delivery/local_agent.hpp"
+
+#include <map>
+#include <set>
+
+#include "postern/delivery/maildir.hpp"
+#include "postern/log/log.hpp"
+
+namespace postern::delivery {
+
+namespace {
+
+struct staged {
+    std::size_t job = 0;
+    std::size_t rcpt = 0;
+    std::size_t item = 0;
+    std::string to;
+};
+
+double delay_s(const queue::entry& e, util::time_point now)
+{
+    return static_cast<double>(util::unix_seconds(now) - e.received_at);
+}
+
+void log_delivery(const queue::entry& e, std::string_view to, std::string_view status,
+                  std::string_view detail, util::time_point now)
+{
+    log::info("delivery")
+        .kv("id", e.id)
+        .kv("to", to)
+        .kv("status", status)
+        .kv("relay", "local")
+        .kv("delay", delay_s(e, now))
+        .kv("detail", detail);
+}
+
+void defer(queue::recipient& r, const scheduler::retry_policy& p, util::time_point now,
+           std::string why)
+{
+    r.attempts++;
+    r.next_attempt = util::unix_seconds(scheduler::next_attempt(p, r.attempts, now));
+    r.last_error = std::move(why);
+}
+
+} // namespace
+
+local_agent::local_agent(std::string mail_root, std::string hostname, const route::table& routes,
+                         scheduler::retry_policy retry)
+    : mail_root_(std::move(mail_root)), hostname_(std::move(hostname)), routes_(routes),
+      retry_(retry)
+{
+}
+
+void local_agent::deliver(std::span<job> jobs, util::time_point now)
+{
+    maildir_batch batch;
+    std::vector<staged> items;
+    std::vector<std::string> headers; // kept alive until commit (parts point into them)
+    headers.reserve(256);
+    // Per recipient (job, index) → number of staged items and whether any failed.
+    std::map<std::pair<std::size_t, std::size_t>, std::string> early_error;
+    const auto now_s = util::unix_seconds(now);
+
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
+        auto& e = jobs[j].entry;
+        std::map<std::string, std::size_t> staged_mailboxes; // one file per mailbox per message
+        const auto name = maildir_name(e.received_at, e.id, hostname_);
+        for (std::size_t i = 0; i < e.recipients.size(); ++i) {
+            auto& r = e.recipients[i];
+            if (r.state != queue::rcpt_state::pending || r.next_attempt > now_s)
+                continue;
+            auto addr = mail::parse_address(r.address);
+            if (!addr) {
+                r.state = queue::rcpt_state::bounced;
+                r.last_error = "5.1.3 bad recipient address syntax";
+                jobs[j].changed = true;
+                log_delivery(e, r.address, "bounced", r.last_error, now);
+                continue;
+            }
+            // A remote recipient has nothing to do here; it waits for the remote agent.
+            if (routes_.classify(*addr) == route::kind::remote)
+                continue;
+            auto targets = routes_.expand(*addr);
+            if (!targets) {
+                r.state = queue::rcpt_state::bounced;
+                r.last_error = targets.error() == util::errc::limit
+                                   ? "5.4.6 alias expansion too deep (loop?)" // RFC 3463 X.4.6
+                                   : "5.1.1 user unknown";
+                jobs[j].changed = true;
+                log_delivery(e, r.address, "bounced", r.last_error, now);
+                continue;
+            }
+            bool any_local = false;
+            for (const auto& t : *targets) {
+                if (!t.local) {
+                    // Alias to a remote address: a new recipient of this entry.
+                    bool known = false;
+                    for (const auto& other : e.recipients)
+                        known = known || other.address == t.address;
+                    if (!known) {
+                        queue::recipient nr;
+                        nr.address = t.address;
+                        e.recipients.push_back(std::move(nr));
+                        jobs[j].changed = true;
+                    }
+                    continue;
+                }
+                any_local = true;
+                auto seen = staged_mailboxes.find(t.address);
+                if (seen != staged_mailboxes.end()) {
+                    items.push_back({j, i, seen->second, t.address});
+                    continue;
+                }
+                headers.push_back("Return-Path: <" + e.sender + ">\r\nDelivered-To: " + t.address +
+                                  "\r\n");
+                std::string_view parts[] = {headers.back(), jobs[j].message};
+                bool check = jobs[j].recovered || r.attempts > 0;
+                auto item = batch.add(mail_root_ + "/" + t.domain + "/" + t.mailbox, name, parts, check);
+                if (!item) {
+                    early_error[{j, i}] = item.error().message();
+                    continue;
+                }
+                staged_mailboxes[t.address] = *item;
+                items.push_back({j, i, *item, t.address});
+            }
+            if (!any_local && !early_error.count({j, i})) {
+                r.state = queue::rcpt_state::done; // fully handed to remote recipients
+                jobs[j].changed = true;
+                log_delivery(e, r.address, "expanded", "alias to remote recipients", now);
+            }
+        }
+    }
+
+    auto results = batch.commit();
+
+    // A recipient is done only when every file it expanded to is durable.
+    std::map<std::pair<std::size_t, std::size_t>, std::string> failed = early_error;
+    for (const auto& s : items)
+        if (!results[s.item])
+            failed[{s.job, s.rcpt}] = results[s.item].error().message();
+    for (const auto& s : items) {
+        auto& e = jobs[s.job].entry;
+        auto f = failed.find({s.job, s.rcpt});
+        log_delivery(e, s.to, f == failed.end() ? "sent" : "deferred",
+                     f == failed.end() ? "2.0.0 delivered to maildir" : f->second, now);
+    }
+    std::set<std::pair<std::size_t, std::size_t>> touched;
+    for (const auto& s : items)
+        touched.insert({s.job, s.rcpt});
+    for (const auto& [k, why] : early_error)
+        touched.insert(k);
+    for (const auto& k : touched) {
+        auto& r = jobs[k.first].entry.recipients[k.second];
+        auto f = failed.find(k);
+        if (f == failed.end())
+            r.state = queue::rcpt_state::done;
+        else
+            defer(r, retry_, now, "4.3.0 maildir: " + f->second);
+        jobs[k.first].changed = true;
+    }
+}
+
+} // namespace postern::delivery

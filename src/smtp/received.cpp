@@ -1,0 +1,48 @@
+#include "postern/smtp/received.hpp"
+
+namespace postern::smtp {
+
+namespace {
+
+// The HELO name is the client's word: keep it from breaking the header
+// (no CR/LF, no comment or angle-bracket syntax, printable ASCII only).
+void append_sanitised(std::string& out, std::string_view s)
+{
+    for (unsigned char c : s) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']';
+        out.push_back(ok ? static_cast<char>(c) : '?');
+    }
+}
+
+} // namespace
+
+std::string received_header(const received_fields& f)
+{
+    std::string h;
+    h.reserve(160 + f.helo.size() + f.for_rcpt.size());
+    h.append("Received: from ");
+    append_sanitised(h, f.helo);
+    // RFC 5321 4.4 TCP-info: an address-literal, "IPv6:" tagged for IPv6.
+    h.append(" ([");
+    if (f.client_ip.find(':') != std::string_view::npos)
+        h.append("IPv6:");
+    h.append(f.client_ip);
+    h.append("])\r\n\tby ");
+    h.append(f.by);
+    h.append(" (postern) with ");
+    h.append(f.protocol);
+    h.append(" id ");
+    h.append(f.id);
+    if (!f.for_rcpt.empty()) {
+        h.append("\r\n\tfor <");
+        h.append(f.for_rcpt);
+        h.append(">");
+    }
+    h.append("; ");
+    h.append(f.date);
+    h.append("\r\n");
+    return h;
+}
+
+} // namespace postern::smtp

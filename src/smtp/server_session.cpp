@@ -1,0 +1,477 @@
+#include "postern/smtp/server_session.hpp"
+
+#include <string_view>
+
+#include "postern/smtp/command.hpp"
+#include "postern/smtp/reply.hpp"
+#include "postern/util/strings.hpp"
+
+namespace postern::smtp {
+
+namespace {
+
+// RFC 5321 4.5.3.1.4: a command line is at most 512 octets with its CRLF.
+constexpr std::size_t max_command_line = 512;
+
+bool is_printable_word(std::string_view s)
+{
+    for (unsigned char c : s)
+        if (c <= 32 || c == 127)
+            return false;
+    return !s.empty();
+}
+
+// "FROM:" / "TO:" then the path; RFC 5321 allows no space after the colon,
+// but clients that send one are common and harmless (Postfix accepts them).
+bool strip_prefix(std::string_view& args, std::string_view prefix)
+{
+    if (!util::istarts_with(args, prefix))
+        return false;
+    args.remove_prefix(prefix.size());
+    while (!args.empty() && args.front() == ' ')
+        args.remove_prefix(1);
+    return true;
+}
+
+bool same_address(const mail::address& a, const mail::address& b)
+{
+    // Duplicates are folded case-insensitively, as Postfix's cleanup does.
+    return util::iequals(a.local_part, b.local_part) && util::iequals(a.domain, b.domain);
+}
+
+} // namespace
+
+server_session::server_session(session_config cfg) : cfg_(std::move(cfg)) {}
+
+void server_session::start()
+{
+    reply(220, {}, cfg_.hostname + " ESMTP postern");
+    state_ = state::greeted;
+}
+
+void server_session::refuse(std::string_view why)
+{
+    reply(421, "4.7.0", cfg_.hostname + " " + std::string(why));
+    state_ = state::closing;
+}
+
+void server_session::timeout()
+{
+    reply(421, "4.4.2", cfg_.hostname + " Error: timeout exceeded");
+    state_ = state::closing;
+}
+
+input_phase server_session::phase() const noexcept
+{
+    return state_ == state::data ? input_phase::data : input_phase::command;
+}
+
+std::string_view server_session::protocol() const noexcept
+{
+    if (!extended_)
+        return "SMTP";
+    return env_.smtputf8 ? "UTF8SMTP" : "ESMTP";
+}
+
+void server_session::feed(std::string_view bytes)
+{
+    if (in_pos_ == in_.size()) {
+        in_.clear();
+        in_pos_ = 0;
+        if (in_.capacity() > 65536)
+            in_.shrink_to_fit(); // an idle session keeps no large buffer
+    } else if (in_pos_ >= 4096) {
+        in_.erase(0, in_pos_);
+        in_pos_ = 0;
+    }
+    in_.append(bytes);
+}
+
+void server_session::reply(int code, std::string_view esc, std::string_view text)
+{
+    append_reply(out_, code, esc, text);
+}
+
+void server_session::error_reply(int code, std::string_view esc, std::string_view text)
+{
+    reply(code, esc, text);
+    // Postfix's smtpd_hard_error_limit: a client that keeps erring is cut off.
+    if (++errors_ >= cfg_.max_errors) {
+        reply(421, "4.7.0", cfg_.hostname + " Error: too many errors");
+        state_ = state::closing;
+    }
+}
+
+bool server_session::take_line(std::string_view& line)
+{
+    std::string_view avail(in_);
+    avail.remove_prefix(in_pos_);
+    auto nl = avail.find('\n');
+    if (nl == std::string_view::npos) {
+        if (avail.size() > max_command_line) {
+            // Keep memory bounded: drop what we have and skip to the next LF.
+            discarding_long_line_ = true;
+            in_.clear();
+            in_pos_ = 0;
+        }
+        return false;
+    }
+    line = avail.substr(0, nl);
+    in_pos_ += nl + 1;
+    // A bare LF ends a command line too (Postfix and OpenSMTPD accept it);
+    // only the DATA phase is strict about CRLF.
+    if (!line.empty() && line.back() == '\r')
+        line.remove_suffix(1);
+    if (discarding_long_line_ || line.size() + 2 > max_command_line) {
+        discarding_long_line_ = false;
+        line = {};
+        error_reply(500, "5.5.6", "Error: line too long");
+        return false;
+    }
+    return true;
+}
+
+event server_session::next()
+{
+    for (;;) {
+        switch (state_) {
+        case state::fresh:
+            start();
+            break;
+        case state::closing:
+            state_ = state::closed;
+            return event::close;
+        case state::closed:
+            return event::close;
+        case state::rcpt_wait:
+            return event::check_rcpt;
+        case state::commit_wait:
+            return event::commit;
+        case state::data: {
+            std::string_view avail(in_);
+            avail.remove_prefix(in_pos_);
+            in_pos_ += data_.consume(avail);
+            if (!data_.done())
+                return event::need_input;
+            end_of_data();
+            break;
+        }
+        case state::greeted:
+        case state::ready:
+        case state::mail: {
+            std::string_view line;
+            std::size_t before = in_pos_;
+            if (take_line(line)) {
+                handle_line(line);
+            } else if (in_pos_ == before) {
+                return event::need_input; // no complete line yet
+            }
+            break;
+        }
+        }
+    }
+}
+
+void server_session::handle_line(std::string_view line)
+{
+    auto cmd = parse_command(line);
+    if (!cmd) {
+        error_reply(500, "5.5.1", "Error: command not recognized");
+        return;
+    }
+    auto args = util::trim(cmd->args);
+    const auto& spec = *cmd->spec;
+    if (spec.args == arg_rule::none && !args.empty()) {
+        error_reply(501, "5.5.4", "Syntax: " + std::string(spec.name) + " takes no arguments");
+        return;
+    }
+    if (spec.args == arg_rule::required && args.empty()) {
+        error_reply(501, "5.5.4", "Syntax: " + std::string(spec.name) + " needs an argument");
+        return;
+    }
+    switch (spec.v) {
+    case verb::ehlo:
+        handle_ehlo(args, true);
+        return;
+    case verb::helo:
+        handle_ehlo(args, false);
+        return;
+    case verb::mail:
+        if (state_ == state::greeted)
+            error_reply(503, "5.5.1", "Error: send HELO/EHLO first");
+        else if (state_ == state::mail)
+            error_reply(503, "5.5.1", "Error: nested MAIL command");
+        else
+            handle_mail(args);
+        return;
+    case verb::rcpt:
+        if (state_ != state::mail)
+            error_reply(503, "5.5.1", "Error: need MAIL command");
+        else
+            handle_rcpt(args);
+        return;
+    case verb::data:
+        handle_data();
+        return;
+    case verb::rset:
+        reset_transaction();
+        reply(250, "2.0.0", "Ok");
+        return;
+    case verb::noop:
+        reply(250, "2.0.0", "Ok");
+        return;
+    case verb::quit:
+        reply(221, "2.0.0", "Bye");
+        state_ = state::closing;
+        return;
+    case verb::vrfy:
+        // RFC 5321 3.5.3: 252 when we will not verify but will accept.
+        reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
+        return;
+    case verb::help:
+        reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+        return;
+    }
+}
+
+void server_session::handle_ehlo(std::string_view args, bool extended)
+{
+    auto name = args.substr(0, args.find(' '));
+    if (!is_printable_word(name)) {
+        error_reply(501, "5.5.4", "Syntax: EHLO hostname");
+        return;
+    }
+    // RFC 5321 4.1.4: EHLO/HELO resets any transaction in progress.
+    reset_transaction();
+    helo_.assign(name);
+    extended_ = extended;
+    state_ = state::ready;
+    if (!extended) {
+        reply(250, {}, cfg_.hostname);
+        return;
+    }
+    const std::string lines[] = {
+        cfg_.hostname,
+        "PIPELINING",
+        "SIZE " + std::to_string(cfg_.max_message_size),
+        "8BITMIME",
+        "ENHANCEDSTATUSCODES",
+        "SMTPUTF8",
+    };
+    append_multiline(out_, 250, lines);
+}
+
+void server_session::handle_mail(std::string_view args)
+{
+    if (!strip_prefix(args, "FROM:")) {
+        error_reply(501, "5.5.4", "Syntax: MAIL FROM:<address>");
+        return;
+    }
+    // Parse permissively first (to find the parameters), then hold the path
+    // to the SMTPUTF8 rule once we know whether the client asked for it.
+    auto parsed = mail::parse_path(args, mail::path_kind::reverse, {.smtputf8 = true});
+    if (!parsed) {
+        error_reply(501, "5.1.7", "Bad sender address syntax");
+        return;
+    }
+    if (!parsed->rest.empty() && parsed->rest.front() != ' ') {
+        error_reply(501, "5.1.7", "Bad sender address syntax");
+        return;
+    }
+    auto params = parse_params(parsed->rest);
+    if (!params) {
+        error_reply(501, "5.5.4", "Syntax: bad MAIL parameters");
+        return;
+    }
+    if (!extended_ && !params->empty()) {
+        error_reply(555, "5.5.4", "MAIL parameters need EHLO");
+        return;
+    }
+    bool smtputf8 = false, seen_size = false, seen_body = false;
+    auto body = mail::body_type::seven_bit;
+    std::uint64_t size = 0;
+    for (const auto& p : *params) {
+        if (util::iequals(p.keyword, "SIZE")) {
+            // RFC 1870 6: SIZE=<decimal octets>, checked against our limit here.
+            auto v = p.has_value ? util::parse_uint(p.value) : std::nullopt;
+            if (!v || seen_size) {
+                error_reply(501, "5.5.4", "Syntax: bad SIZE parameter");
+                return;
+            }
+            seen_size = true;
+            size = *v;
+        } else if (util::iequals(p.keyword, "BODY")) {
+            if (seen_body || !p.has_value) {
+                error_reply(501, "5.5.4", "Syntax: bad BODY parameter");
+                return;
+            }
+            seen_body = true;
+            if (util::iequals(p.value, "8BITMIME"))
+                body = mail::body_type::eight_bit_mime;
+            else if (!util::iequals(p.value, "7BIT")) {
+                error_reply(501, "5.5.4", "Syntax: BODY is 7BIT or 8BITMIME");
+                return;
+            }
+        } else if (util::iequals(p.keyword, "SMTPUTF8")) {
+            if (p.has_value || smtputf8) {
+                error_reply(501, "5.5.4", "Syntax: SMTPUTF8 takes no value");
+                return;
+            }
+            smtputf8 = true;
+        } else {
+            // RFC 5321 4.1.1.11: 555 for parameters we do not recognise.
+            error_reply(555, "5.5.4", "Unsupported option: " + std::string(p.keyword));
+            return;
+        }
+    }
+    if (!smtputf8 && !parsed->value.addr.is_ascii()) {
+        error_reply(553, "5.6.7", "Must declare SMTPUTF8 to send non-ASCII addresses");
+        return;
+    }
+    if (size > cfg_.max_message_size) {
+        error_reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
+        return;
+    }
+    env_.sender = std::move(parsed->value);
+    env_.smtputf8 = smtputf8;
+    env_.body = body;
+    declared_size_ = size;
+    state_ = state::mail;
+    reply(250, "2.1.0", "Ok");
+}
+
+void server_session::handle_rcpt(std::string_view args)
+{
+    if (!strip_prefix(args, "TO:")) {
+        error_reply(501, "5.5.4", "Syntax: RCPT TO:<address>");
+        return;
+    }
+    auto parsed = mail::parse_path(args, mail::path_kind::forward, {.smtputf8 = env_.smtputf8});
+    if (!parsed) {
+        if (parsed.error() == util::errc::needs_smtputf8)
+            error_reply(553, "5.6.7", "Must declare SMTPUTF8 to send non-ASCII addresses");
+        else
+            error_reply(501, "5.1.3", "Bad recipient address syntax");
+        return;
+    }
+    if (!parsed->rest.empty() && parsed->rest.front() != ' ') {
+        error_reply(501, "5.1.3", "Bad recipient address syntax");
+        return;
+    }
+    auto params = parse_params(parsed->rest);
+    if (!params) {
+        error_reply(501, "5.5.4", "Syntax: bad RCPT parameters");
+        return;
+    }
+    if (!params->empty()) {
+        error_reply(555, "5.5.4", "Unsupported option: " + std::string(params->front().keyword));
+        return;
+    }
+    rcpt_attempted_ = true;
+    if (env_.recipients.size() >= cfg_.max_recipients) {
+        // RFC 5321 4.5.3.1.10: 452 for too many recipients, the client retries the rest.
+        reply(452, "4.5.3", "Error: too many recipients");
+        return;
+    }
+    pending_rcpt_ = std::move(parsed->value.addr);
+    state_ = state::rcpt_wait;
+}
+
+void server_session::answer_rcpt(rcpt_verdict v)
+{
+    if (state_ != state::rcpt_wait)
+        return;
+    state_ = state::mail;
+    auto who = "<" + pending_rcpt_.str() + ">";
+    switch (v) {
+    case rcpt_verdict::accept: {
+        bool dup = false;
+        for (const auto& r : env_.recipients)
+            dup = dup || same_address(r, pending_rcpt_);
+        if (!dup)
+            env_.recipients.push_back(std::move(pending_rcpt_));
+        reply(250, "2.1.5", "Ok");
+        break;
+    }
+    case rcpt_verdict::unknown_user:
+        error_reply(550, "5.1.1", who + ": Recipient address rejected: User unknown");
+        break;
+    case rcpt_verdict::relay_denied:
+        error_reply(554, "5.7.1", who + ": Relay access denied");
+        break;
+    case rcpt_verdict::temp_fail:
+        reply(451, "4.3.0", who + ": Temporary lookup failure, try again later");
+        break;
+    }
+    pending_rcpt_ = {};
+}
+
+void server_session::handle_data()
+{
+    if (state_ != state::mail) {
+        error_reply(503, "5.5.1", state_ == state::greeted ? "Error: send HELO/EHLO first"
+                                                           : "Error: need MAIL command");
+        return;
+    }
+    if (env_.recipients.empty()) {
+        // RFC 2920 3.1: after a pipelined group whose RCPTs all failed, DATA
+        // gets 554 and the client does not send the message.
+        if (rcpt_attempted_)
+            error_reply(554, "5.5.1", "Error: no valid recipients");
+        else
+            error_reply(503, "5.5.1", "Error: need RCPT command");
+        return;
+    }
+    data_ = data_reader(cfg_.max_message_size);
+    if (declared_size_ > 0)
+        data_.body().reserve(static_cast<std::size_t>(declared_size_) + 1024);
+    state_ = state::data;
+    reply(354, {}, "End data with <CR><LF>.<CR><LF>");
+}
+
+void server_session::end_of_data()
+{
+    if (data_.ok()) {
+        state_ = state::commit_wait;
+        return;
+    }
+    state_ = state::mail; // so reset_transaction() returns to ready
+    if (data_.too_big())
+        error_reply(552, "5.3.4", "Error: message file too big");
+    else if (data_.bare_lf() || data_.bare_cr())
+        // RFC 5321 2.3.8: CR and LF only as CRLF; refusing instead of
+        // repairing is what closes the smuggling hole (CVE-2023-51764).
+        error_reply(554, "5.6.0", "Error: message contains bare CR or LF, refused");
+    else
+        error_reply(554, "5.6.0", "Error: message line longer than 1000 octets, refused");
+    reset_transaction();
+}
+
+void server_session::committed(const util::result<std::string>& id)
+{
+    if (state_ != state::commit_wait)
+        return;
+    if (id) {
+        ++messages_;
+        reply(250, "2.0.0", "Ok: queued as " + *id);
+    } else if (id.error() == std::errc::no_space_on_device) {
+        reply(452, "4.3.1", "Error: insufficient system storage");
+    } else {
+        reply(451, "4.3.0", "Error: queue file write error");
+    }
+    state_ = state::mail;
+    reset_transaction();
+}
+
+void server_session::reset_transaction()
+{
+    env_ = {};
+    pending_rcpt_ = {};
+    rcpt_attempted_ = false;
+    declared_size_ = 0;
+    data_ = data_reader(0);
+    if (state_ == state::mail)
+        state_ = state::ready;
+}
+
+} // namespace postern::smtp

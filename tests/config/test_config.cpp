@@ -1,0 +1,638 @@
+#include "postern/config/config.hpp"
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "postern/util/id.hpp"
+#include "postern/util/strings.hpp"
+
+using namespace postern::config;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string src = "/tmp/x.json";
+
+// The whole error message, or "" when parse() accepted the text.
+std::string error_of(std::string_view text)
+{
+    try {
+        (void)parse(text, src);
+    } catch (const error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+// The text of a full configuration with key replaced by value_json; used to
+// put one bad value into an otherwise valid file.
+std::string with(const std::string& key_path, const nlohmann::json& value)
+{
+    auto doc = nlohmann::json::parse(R"({
+      "hostname": "mx.example.test",
+      "listeners": [ {"address": "127.0.0.1:2525", "mode": "smtp"} ],
+      "local_domains": ["example.test"],
+      "users": [ {"address": "alice@example.test"} ],
+      "aliases": { "postmaster@example.test": ["alice@example.test"] },
+      "limits": { "recipients": 100 }
+    })");
+    doc[nlohmann::json::json_pointer(key_path)] = value;
+    return doc.dump();
+}
+
+std::string machine_hostname()
+{
+    std::array<char, 256> name{};
+    REQUIRE(::gethostname(name.data(), name.size() - 1) == 0);
+    return name.data();
+}
+
+struct temp_dir {
+    fs::path path = fs::temp_directory_path() / ("postern-test-" + postern::util::make_session_id());
+    temp_dir() { fs::create_directories(path); }
+    ~temp_dir() { fs::remove_all(path); }
+};
+
+void check_same(const settings& a, const settings& b)
+{
+    CHECK(a.hostname == b.hostname);
+    CHECK(a.spool_dir == b.spool_dir);
+    CHECK(a.mail_root == b.mail_root);
+    REQUIRE(a.listeners.size() == b.listeners.size());
+    for (std::size_t i = 0; i < a.listeners.size(); ++i) {
+        CAPTURE(i);
+        CHECK(a.listeners[i].spec == b.listeners[i].spec);
+        CHECK(a.listeners[i].host == b.listeners[i].host);
+        CHECK(a.listeners[i].port == b.listeners[i].port);
+        CHECK(a.listeners[i].mode == b.listeners[i].mode);
+    }
+    CHECK(a.local_domains == b.local_domains);
+    REQUIRE(a.users.size() == b.users.size());
+    for (std::size_t i = 0; i < a.users.size(); ++i)
+        CHECK(a.users[i].address == b.users[i].address);
+    CHECK(a.aliases == b.aliases);
+    CHECK(a.lim.message_size == b.lim.message_size);
+    CHECK(a.lim.recipients == b.lim.recipients);
+    CHECK(a.lim.connections == b.lim.connections);
+    CHECK(a.lim.connections_per_ip == b.lim.connections_per_ip);
+    CHECK(a.lim.command_timeout == b.lim.command_timeout);
+    CHECK(a.lim.data_timeout == b.lim.data_timeout);
+    CHECK(a.lim.errors == b.lim.errors);
+    CHECK(a.log == b.log);
+}
+
+constexpr std::string_view full_example = R"({
+  "hostname": "mx.example.test",
+  "spool_dir": "/srv/spool",
+  "mail_root": "/srv/mail",
+  "listeners": [ {"address": "127.0.0.1:2525", "mode": "smtp"},
+                 {"address": "[::1]:25"} ],
+  "local_domains": ["Example.TEST", "other.test"],
+  "users": [ {"address": "alice@example.test"}, {"address": "Bob@OTHER.test"} ],
+  "aliases": { "PostMaster@Example.test": ["alice@example.test", "carol@remote.test"] },
+  "limits": { "message_size": 1048576, "recipients": 10, "connections": 20,
+              "connections_per_ip": 5, "command_timeout_s": 60, "data_timeout_s": 120, "errors": 3 },
+  "log_level": "warn"
+})";
+
+} // namespace
+
+TEST_SUITE("config") {
+
+TEST_CASE("a full configuration parses to the values written")
+{
+    auto s = parse(full_example, src);
+    CHECK(s.source == src);
+    CHECK(s.hostname == "mx.example.test");
+    CHECK(s.spool_dir == "/srv/spool");
+    CHECK(s.mail_root == "/srv/mail");
+    REQUIRE(s.listeners.size() == 2);
+    CHECK(s.listeners[0].spec == "127.0.0.1:2525");
+    CHECK(s.listeners[0].host == "127.0.0.1");
+    CHECK(s.listeners[0].port == 2525);
+    CHECK(s.listeners[0].mode == listener_mode::smtp);
+    CHECK(s.listeners[1].spec == "[::1]:25");
+    CHECK(s.listeners[1].host == "::1");
+    CHECK(s.listeners[1].port == 25);
+    CHECK(s.listeners[1].mode == listener_mode::smtp); // mode defaults to smtp
+    CHECK(s.local_domains == std::vector<std::string>{"example.test", "other.test"});
+    REQUIRE(s.users.size() == 2);
+    CHECK(s.users[0].address == "alice@example.test");
+    CHECK(s.users[1].address == "Bob@other.test"); // domain lower-cased, local part kept
+    REQUIRE(s.aliases.size() == 1);
+    CHECK(s.aliases.at("postmaster@example.test") ==
+        std::vector<std::string>{"alice@example.test", "carol@remote.test"});
+    CHECK(s.lim.message_size == 1048576);
+    CHECK(s.lim.recipients == 10);
+    CHECK(s.lim.connections == 20);
+    CHECK(s.lim.connections_per_ip == 5);
+    CHECK(s.lim.command_timeout == 60s);
+    CHECK(s.lim.data_timeout == 120s);
+    CHECK(s.lim.errors == 3);
+    CHECK(s.log == log_level::warn);
+}
+
+TEST_CASE("absent keys take their defaults")
+{
+    SUBCASE("an empty object")
+    {
+        auto s = parse("{}", src);
+        CHECK(s.hostname == machine_hostname());
+        CHECK(s.spool_dir == "/var/spool/postern");
+        CHECK(s.mail_root == "/var/mail/postern");
+        REQUIRE(s.listeners.size() == 1);
+        CHECK(s.listeners[0].spec == "0.0.0.0:25");
+        CHECK(s.listeners[0].host == "0.0.0.0");
+        CHECK(s.listeners[0].port == 25);
+        CHECK(s.listeners[0].mode == listener_mode::smtp);
+        CHECK(s.local_domains == std::vector<std::string>{postern::util::to_lower(machine_hostname())});
+        CHECK(s.users.empty());
+        CHECK(s.aliases.empty());
+        CHECK(s.lim.message_size == 36700160);
+        CHECK(s.lim.recipients == 100);
+        CHECK(s.lim.connections == 1000);
+        CHECK(s.lim.connections_per_ip == 50);
+        CHECK(s.lim.command_timeout == 300s);
+        CHECK(s.lim.data_timeout == 600s);
+        CHECK(s.lim.errors == 20);
+        CHECK(s.log == log_level::info);
+    }
+    SUBCASE("local_domains defaults to the configured hostname, lower-cased")
+    {
+        auto s = parse(R"({"hostname": "MX.Example.Test"})", src);
+        CHECK(s.hostname == "MX.Example.Test");
+        CHECK(s.local_domains == std::vector<std::string>{"mx.example.test"});
+    }
+    SUBCASE("absent limits keep their defaults beside given ones")
+    {
+        auto s = parse(R"({"limits": {"recipients": 7}})", src);
+        CHECK(s.lim.recipients == 7);
+        CHECK(s.lim.errors == 20);
+        CHECK(s.lim.message_size == 36700160);
+    }
+}
+
+TEST_CASE("comments are allowed")
+{
+    auto s = parse(R"(// a line comment
+        {
+          /* a block
+             comment */
+          "hostname": "mx.example.test", // trailing
+          "log_level": /* inline */ "warn"
+        })",
+        src);
+    CHECK(s.hostname == "mx.example.test");
+    CHECK(s.log == log_level::warn);
+}
+
+TEST_CASE("errors name the source, the key path and what was expected")
+{
+    SUBCASE("a limit of the wrong type")
+    {
+        CHECK(error_of(R"({"limits": {"recipients": "ten"}})") ==
+            R"(/tmp/x.json: limits.recipients: expected a positive integer, got "ten")");
+    }
+    SUBCASE("a listener mode not in the list")
+    {
+        CHECK(error_of(R"({"listeners": [{"address": "127.0.0.1:25", "mode": "pop5"}]})") ==
+            R"(/tmp/x.json: listeners[0].mode: expected one of "smtp", got "pop5")");
+    }
+    SUBCASE("a user outside the local domains")
+    {
+        CHECK(error_of(R"({"local_domains": ["example.test"],
+                           "users": [{"address": "alice@example.test"}, {"address": "bob@other.test"}]})") ==
+            "/tmp/x.json: users[1].address: expected an address in a local domain (example.test), "
+            R"(got "bob@other.test")");
+    }
+    SUBCASE("an unknown top-level key")
+    {
+        CHECK(error_of(R"({"frobnicate": 1})") ==
+            "/tmp/x.json: frobnicate: expected one of the known keys (hostname, spool_dir, mail_root, listeners, "
+            R"(local_domains, users, aliases, limits, log_level), got unknown key "frobnicate")");
+    }
+    SUBCASE("an alias key outside the local domains")
+    {
+        CHECK(error_of(R"({"local_domains": ["example.test"], "aliases": {"abuse@else.test": ["a@b.test"]}})") ==
+            R"(/tmp/x.json: aliases["abuse@else.test"]: expected an address in a local domain (example.test), )"
+            R"(got "abuse@else.test")");
+    }
+    SUBCASE("a bad alias target")
+    {
+        CHECK(error_of(R"({"local_domains": ["example.test"], "aliases": {"abuse@example.test": ["nobody"]}})") ==
+            R"(/tmp/x.json: aliases["abuse@example.test"][0]: expected an address (local@domain), got "nobody")");
+    }
+    SUBCASE("a limit out of range")
+    {
+        CHECK(error_of(R"({"limits": {"message_size": 100}})") ==
+            "/tmp/x.json: limits.message_size: expected an integer from 1024 to 4294967296, got 100");
+    }
+    SUBCASE("a missing listener address")
+    {
+        CHECK(error_of(R"({"listeners": [{"mode": "smtp"}]})") ==
+            "/tmp/x.json: listeners[0].address: expected IP:PORT with an IP literal (IPv6 in brackets, as "
+            R"("[::1]:25") and a port from 1 to 65535, got nothing)");
+    }
+    SUBCASE("a top level that is not an object")
+    {
+        CHECK(error_of("[1, 2]") ==
+            "/tmp/x.json: top level: expected an object (keys: hostname, spool_dir, mail_root, listeners, "
+            "local_domains, users, aliases, limits, log_level), got [1,2]");
+    }
+    SUBCASE("a long value is shortened")
+    {
+        const std::string long_name(200, 'x');
+        auto e = error_of(R"({"log_level": ")" + long_name + "\"}");
+        CHECK(e.size() < 150);
+        CHECK(e.find(R"(/tmp/x.json: log_level: expected one of "info", "warn", got "xxx)") == 0);
+        CHECK(e.substr(e.size() - 3) == "...");
+    }
+}
+
+TEST_CASE("unknown keys are refused at every level")
+{
+    struct variant {
+        std::string_view text;
+        std::string_view prefix;
+    };
+    const variant variants[] = {
+        {R"({"hostnme": "x"})", R"(/tmp/x.json: hostnme: expected one of the known keys (hostname,)"},
+        {R"({"listeners": [{"address": "127.0.0.1:25", "tls": true}]})",
+            R"(/tmp/x.json: listeners[0].tls: expected one of the known keys (address, mode), got unknown key "tls")"},
+        {R"({"limits": {"recipient": 5}})",
+            "/tmp/x.json: limits.recipient: expected one of the known keys (message_size, recipients, connections, "
+            "connections_per_ip, command_timeout_s, data_timeout_s, errors), got unknown key \"recipient\""},
+        {R"({"users": [{"address": "a@localhost", "password": "x"}], "local_domains": ["localhost"]})",
+            R"(/tmp/x.json: users[0].password: expected one of the known keys (address), got unknown key "password")"},
+        {R"({"Hostname": "x"})", R"(/tmp/x.json: ["Hostname"]: expected one of the known keys)"},
+    };
+    for (const auto& v : variants) {
+        CAPTURE(v.text);
+        auto e = error_of(v.text);
+        CHECK(e.find(v.prefix) == 0);
+        CHECK(e.find("unknown key") != std::string::npos);
+    }
+}
+
+TEST_CASE("wrong JSON types are refused for every key")
+{
+    struct variant {
+        std::string key_path; // JSON pointer into the valid base document
+        nlohmann::json value;
+        std::string_view expected; // the message after the source
+    };
+    const variant variants[] = {
+        {"/hostname", 42, "hostname: expected a domain name, got 42"},
+        {"/spool_dir", nullptr, "spool_dir: expected a non-empty path, got null"},
+        {"/mail_root", nlohmann::json::array(), "mail_root: expected a non-empty path, got []"},
+        {"/listeners", "127.0.0.1:25", "listeners: expected a non-empty array of listeners, got \"127.0.0.1:25\""},
+        {"/listeners/0", "127.0.0.1:25",
+            "listeners[0]: expected an object (keys: address, mode), got \"127.0.0.1:25\""},
+        {"/listeners/0/address", 25, "listeners[0].address: expected IP:PORT with an IP literal"},
+        {"/listeners/0/mode", true, "listeners[0].mode: expected one of \"smtp\", got true"},
+        {"/local_domains", "example.test", "local_domains: expected an array of domain names, got \"example.test\""},
+        {"/local_domains/0", 1, "local_domains[0]: expected a domain name, got 1"},
+        {"/users", nlohmann::json::object(), "users: expected an array of users, got {}"},
+        {"/users/0", "alice@example.test", "users[0]: expected an object (keys: address), got \"alice@example.test\""},
+        {"/users/0/address", nlohmann::json::array({"a"}), "users[0].address: expected an address (local@domain), got [\"a\"]"},
+        {"/aliases", nlohmann::json::array(),
+            "aliases: expected an object mapping local addresses to arrays of addresses, got []"},
+        {"/aliases/postmaster@example.test", "alice@example.test",
+            "aliases[\"postmaster@example.test\"]: expected a non-empty array of addresses, got \"alice@example.test\""},
+        {"/aliases/postmaster@example.test/0", 7,
+            "aliases[\"postmaster@example.test\"][0]: expected an address (local@domain), got 7"},
+        {"/limits", 5, "limits: expected an object (keys: message_size,"},
+        {"/limits/message_size", "35M", "limits.message_size: expected a positive integer, got \"35M\""},
+        {"/limits/recipients", 1.5, "limits.recipients: expected a positive integer, got 1.5"},
+        {"/limits/connections", false, "limits.connections: expected a positive integer, got false"},
+        {"/limits/connections_per_ip", nullptr, "limits.connections_per_ip: expected a positive integer, got null"},
+        {"/limits/command_timeout_s", "300s", "limits.command_timeout_s: expected a positive integer, got \"300s\""},
+        {"/limits/data_timeout_s", 600.0, "limits.data_timeout_s: expected a positive integer, got 600.0"},
+        {"/limits/errors", nlohmann::json::object(), "limits.errors: expected a positive integer, got {}"},
+        {"/log_level", 1, "log_level: expected one of \"info\", \"warn\", got 1"},
+    };
+    for (const auto& v : variants) {
+        CAPTURE(v.key_path);
+        auto e = error_of(with(v.key_path, v.value));
+        CHECK(e.find("/tmp/x.json: " + std::string(v.expected)) == 0);
+    }
+}
+
+TEST_CASE("limits outside their bounds are refused")
+{
+    struct variant {
+        std::string_view key;
+        nlohmann::json value;
+        std::string_view expected;
+    };
+    const variant variants[] = {
+        {"message_size", 1023, "an integer from 1024 to 4294967296, got 1023"},
+        {"message_size", 4294967297ull, "an integer from 1024 to 4294967296, got 4294967297"},
+        {"recipients", 0, "an integer from 1 to 100000, got 0"},
+        {"recipients", -5, "an integer from 1 to 100000, got -5"},
+        {"connections", 0, "an integer from 1 to 1000000, got 0"},
+        {"connections_per_ip", 1000001, "an integer from 1 to 1000000, got 1000001"},
+        {"command_timeout_s", 0, "an integer from 1 to 86400, got 0"},
+        {"command_timeout_s", 300000, "an integer from 1 to 86400, got 300000"},
+        {"data_timeout_s", 86401, "an integer from 1 to 86400, got 86401"},
+        {"errors", 0, "an integer from 1 to 100000, got 0"},
+        {"errors", nlohmann::json::parse("100000000000000000000"), "an integer from 1 to 100000, got 1e+20"},
+    };
+    for (const auto& v : variants) {
+        CAPTURE(v.key);
+        CAPTURE(v.value);
+        CHECK(error_of(with("/limits/" + std::string(v.key), v.value)) ==
+            "/tmp/x.json: limits." + std::string(v.key) + ": expected " + std::string(v.expected));
+    }
+    SUBCASE("the bounds themselves are accepted")
+    {
+        auto s = parse(R"({"limits": {"message_size": 1024, "recipients": 1, "connections": 1,
+            "connections_per_ip": 1, "command_timeout_s": 86400, "data_timeout_s": 1, "errors": 100000}})",
+            src);
+        CHECK(s.lim.message_size == 1024);
+        CHECK(s.lim.command_timeout == 86400s);
+        CHECK(s.lim.errors == 100000);
+    }
+}
+
+TEST_CASE("listener addresses are an IP literal and a port")
+{
+    auto address_error = [](std::string_view address) {
+        return error_of(R"({"listeners": [{"address": )" + nlohmann::json(address).dump() + "}]}");
+    };
+    SUBCASE("refused")
+    {
+        for (std::string_view bad : {"127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "localhost:25", "::1:25",
+                 "[::1]", "[::1]25", "[127.0.0.1]:25", "127.0.0.1:", ":25", "127.0.0.1:+25", "127.0.0.1:25 ",
+                 "1.2.3:25", "[fe80::1%eth0]:25", ""}) {
+            CAPTURE(bad);
+            CHECK(address_error(bad) ==
+                "/tmp/x.json: listeners[0].address: expected IP:PORT with an IP literal (IPv6 in brackets, as "
+                "\"[::1]:25\") and a port from 1 to 65535, got " +
+                    nlohmann::json(bad).dump());
+        }
+    }
+    SUBCASE("accepted")
+    {
+        struct good {
+            std::string_view spec;
+            std::string_view host;
+            std::uint16_t port;
+        };
+        for (const auto& g : {good{"[::1]:25", "::1", 25}, good{"0.0.0.0:1", "0.0.0.0", 1},
+                 good{"[::]:65535", "::", 65535}, good{"[0:0::1]:587", "::1", 587},
+                 good{"[::ffff:192.0.2.1]:25", "::ffff:192.0.2.1", 25}}) {
+            CAPTURE(g.spec);
+            auto s = parse(R"({"listeners": [{"address": )" + nlohmann::json(g.spec).dump() + "}]}", src);
+            REQUIRE(s.listeners.size() == 1);
+            CHECK(s.listeners[0].spec == g.spec);
+            CHECK(s.listeners[0].host == g.host);
+            CHECK(s.listeners[0].port == g.port);
+        }
+    }
+}
+
+TEST_CASE("listeners must be at least one, each on its own address and port")
+{
+    SUBCASE("none")
+    {
+        CHECK(error_of(R"({"listeners": []})") ==
+            "/tmp/x.json: listeners: expected a non-empty array of listeners, got []");
+    }
+    SUBCASE("the same spelling twice")
+    {
+        CHECK(error_of(R"({"listeners": [{"address": "127.0.0.1:25"}, {"address": "127.0.0.1:26"},
+                                          {"address": "127.0.0.1:25"}]})") ==
+            "/tmp/x.json: listeners[2].address: expected an address:port no other listener uses, "
+            "got \"127.0.0.1:25\"");
+    }
+    SUBCASE("two spellings of one IPv6 address")
+    {
+        CHECK(error_of(R"({"listeners": [{"address": "[::1]:25"}, {"address": "[0::1]:25"}]})") ==
+            "/tmp/x.json: listeners[1].address: expected an address:port no other listener uses, "
+            "got \"[0::1]:25\"");
+    }
+    SUBCASE("same address, other port, is fine")
+    {
+        CHECK(parse(R"({"listeners": [{"address": "[::1]:25"}, {"address": "[::1]:587"}]})", src)
+                  .listeners.size() == 2);
+    }
+}
+
+TEST_CASE("domains and addresses are validated, lower-cased and not repeated")
+{
+    SUBCASE("an invalid local domain")
+    {
+        for (std::string_view bad : {"", "exa mple.test", "-x.test", "x-.test", "a..b", "example.test.",
+                 "[192.0.2.1]", "ex_ample.test"}) {
+            CAPTURE(bad);
+            CHECK(error_of(R"({"local_domains": [)" + nlohmann::json(bad).dump() + "]}") ==
+                "/tmp/x.json: local_domains[0]: expected a domain name, got " + nlohmann::json(bad).dump());
+        }
+    }
+    SUBCASE("an invalid hostname")
+    {
+        CHECK(error_of(R"({"hostname": "mx example"})") ==
+            R"(/tmp/x.json: hostname: expected a domain name, got "mx example")");
+    }
+    SUBCASE("a local domain repeated in another case")
+    {
+        CHECK(error_of(R"({"local_domains": ["example.test", "EXAMPLE.test"]})") ==
+            R"(/tmp/x.json: local_domains[1]: expected a domain not already listed, got "EXAMPLE.test")");
+    }
+    SUBCASE("a user repeated")
+    {
+        CHECK(error_of(R"({"local_domains": ["example.test"],
+                 "users": [{"address": "alice@example.test"}, {"address": "Alice@EXAMPLE.test"}]})") ==
+            R"(/tmp/x.json: users[1].address: expected an address not already listed, got "Alice@EXAMPLE.test")");
+    }
+    SUBCASE("a user without an address")
+    {
+        CHECK(error_of(R"({"users": [{}]})") ==
+            "/tmp/x.json: users[0].address: expected an address (local@domain), got nothing");
+    }
+    SUBCASE("a user with routing characters")
+    {
+        CHECK(error_of(R"({"local_domains": ["example.test"], "users": [{"address": "a%b@example.test"}]})") ==
+            "/tmp/x.json: users[0].address: expected an address without %, ! or @ in its local part, "
+            R"(got "a%b@example.test")");
+    }
+    SUBCASE("an alias defined twice in different cases")
+    {
+        auto e = error_of(R"({"local_domains": ["example.test"],
+                 "aliases": {"Postmaster@example.test": ["a@b.test"], "postmaster@example.test": ["c@d.test"]}})");
+        CHECK(e.find("/tmp/x.json: aliases[") == 0);
+        CHECK(e.find("expected an alias not already defined (keys ignore case)") != std::string::npos);
+    }
+    SUBCASE("an alias with no targets or a repeated target")
+    {
+        CHECK(error_of(R"({"local_domains": ["example.test"], "aliases": {"abuse@example.test": []}})") ==
+            R"(/tmp/x.json: aliases["abuse@example.test"]: expected a non-empty array of addresses, got [])");
+        CHECK(error_of(R"({"local_domains": ["example.test"],
+                 "aliases": {"abuse@example.test": ["a@b.test", "a@B.TEST"]}})") ==
+            R"(/tmp/x.json: aliases["abuse@example.test"][1]: expected an address not already listed, got "a@B.TEST")");
+    }
+    SUBCASE("a key written twice in one object")
+    {
+        CHECK(error_of(R"({"limits": {"errors": 5, "errors": 6}})") ==
+            R"(/tmp/x.json: limits.errors: expected each key at most once, got "errors" again)");
+        CHECK(error_of(R"({"listeners": [{"address": "127.0.0.1:25"}, {"mode": "smtp", "mode": "smtp"}]})") ==
+            R"(/tmp/x.json: listeners[1].mode: expected each key at most once, got "mode" again)");
+        CHECK(error_of(R"({"hostname": "a.test", "hostname": "b.test"})") ==
+            R"(/tmp/x.json: hostname: expected each key at most once, got "hostname" again)");
+    }
+    SUBCASE("equal keys in different objects are fine")
+    {
+        CHECK_NOTHROW((void)parse(R"({"listeners": [{"address": "127.0.0.1:25"}, {"address": "127.0.0.1:26"}]})",
+            src));
+    }
+    SUBCASE("mail_root may not be the spool")
+    {
+        CHECK(error_of(R"({"spool_dir": "/srv/q", "mail_root": "/srv/q"})") ==
+            R"(/tmp/x.json: mail_root: expected a directory other than spool_dir, got "/srv/q")");
+    }
+}
+
+TEST_CASE("JSON syntax errors give the line and column")
+{
+    SUBCASE("a bad literal")
+    {
+        CHECK(error_of("{\n \"a\": 1,\n \"b\": tru }") ==
+            "/tmp/x.json: invalid JSON at line 3, column 10: syntax error while parsing value - invalid literal; "
+            "last read: '\"b\": tru '");
+    }
+    SUBCASE("an empty file")
+    {
+        CHECK(error_of("").find("/tmp/x.json: invalid JSON at line 1, column 1: ") == 0);
+    }
+    SUBCASE("a number too large for a double")
+    {
+        CHECK(error_of(R"({"limits": {"errors": 1e400}})") ==
+            "/tmp/x.json: invalid JSON: number overflow parsing '1e400'");
+    }
+    SUBCASE("a trailing comma")
+    {
+        CHECK(error_of("{\n  \"hostname\": \"a.test\",\n}").find("/tmp/x.json: invalid JSON at line 3, column 1: ") ==
+            0);
+    }
+}
+
+TEST_CASE("the embedded default serves a developer's checkout")
+{
+    SUBCASE("with a hostname")
+    {
+        auto s = embedded_default("Dev.Example.Test");
+        CHECK(s.source == "<embedded default>");
+        CHECK(s.hostname == "Dev.Example.Test");
+        CHECK(s.spool_dir == "./var/spool");
+        CHECK(s.mail_root == "./var/mail");
+        REQUIRE(s.listeners.size() == 1);
+        CHECK(s.listeners[0].spec == "127.0.0.1:2525");
+        CHECK(s.listeners[0].host == "127.0.0.1");
+        CHECK(s.listeners[0].port == 2525);
+        CHECK(s.listeners[0].mode == listener_mode::smtp);
+        CHECK(s.local_domains == std::vector<std::string>{"localhost", "dev.example.test"});
+        CHECK(s.users.empty());
+        CHECK(s.aliases.empty());
+        CHECK(s.lim.message_size == limits{}.message_size);
+        CHECK(s.lim.recipients == limits{}.recipients);
+        CHECK(s.lim.command_timeout == limits{}.command_timeout);
+        CHECK(s.log == log_level::info);
+    }
+    SUBCASE("on a host called localhost")
+    {
+        CHECK(embedded_default("LocalHost").local_domains == std::vector<std::string>{"localhost"});
+    }
+    SUBCASE("with a hostname that is not a domain name")
+    {
+        CHECK_THROWS_WITH_AS(embedded_default("not a name"),
+            R"(<embedded default>: hostname: expected a domain name, got "not a name")", error);
+    }
+}
+
+TEST_CASE("load_file reads a file and names it in errors")
+{
+    temp_dir d;
+    SUBCASE("a missing file")
+    {
+        const auto path = (d.path / "missing.json").string();
+        CHECK_THROWS_WITH_AS(load_file(path), (path + ": cannot read: No such file or directory").c_str(), error);
+    }
+    SUBCASE("a directory")
+    {
+        CHECK_THROWS_WITH_AS(load_file(d.path.string()), (d.path.string() + ": cannot read: Is a directory").c_str(),
+            error);
+    }
+    SUBCASE("a file")
+    {
+        const auto path = (d.path / "postern.json").string();
+        std::ofstream(path) << full_example;
+        auto s = load_file(path);
+        CHECK(s.source == path);
+        CHECK(s.hostname == "mx.example.test");
+        CHECK(s.users.size() == 2);
+    }
+    SUBCASE("a file with an error")
+    {
+        const auto path = (d.path / "bad.json").string();
+        std::ofstream(path) << R"({"log_level": "debug"})";
+        CHECK_THROWS_WITH_AS(load_file(path),
+            (path + R"(: log_level: expected one of "info", "warn", got "debug")").c_str(), error);
+    }
+}
+
+TEST_CASE("the example conf/postern.json is a valid configuration")
+{
+    auto s = load_file(POSTERN_SOURCE_DIR "/conf/postern.json");
+    CHECK(s.hostname == "mx.example.test");
+    REQUIRE(s.listeners.size() == 1);
+    CHECK(s.listeners[0].spec == "0.0.0.0:25");
+    CHECK(s.local_domains == std::vector<std::string>{"example.test"});
+    REQUIRE(s.users.size() == 2);
+    CHECK(s.users[0].address == "alice@example.test");
+    CHECK(s.users[1].address == "bob@example.test");
+    CHECK(s.aliases.at("postmaster@example.test") == std::vector<std::string>{"alice@example.test"});
+}
+
+TEST_CASE("to_json gives back the same settings")
+{
+    SUBCASE("a full configuration")
+    {
+        auto s = parse(full_example, src);
+        check_same(parse(to_json(s), src), s);
+    }
+    SUBCASE("defaults only")
+    {
+        auto s = parse("{}", src);
+        check_same(parse(to_json(s), src), s);
+    }
+    SUBCASE("the embedded default")
+    {
+        auto s = embedded_default("dev.example.test");
+        check_same(parse(to_json(s), src), s);
+    }
+    SUBCASE("every key is written, pretty-printed")
+    {
+        const auto text = to_json(parse("{}", src));
+        auto doc = nlohmann::json::parse(text);
+        for (auto key : {"hostname", "spool_dir", "mail_root", "listeners", "local_domains", "users", "aliases",
+                 "limits", "log_level"}) {
+            CAPTURE(key);
+            CHECK(doc.contains(key));
+        }
+        CHECK(doc["limits"].size() == 7);
+        CHECK(doc["listeners"][0] == nlohmann::json::parse(R"({"address": "0.0.0.0:25", "mode": "smtp"})"));
+        CHECK(text.find("\n  \"hostname\": ") != std::string::npos);
+    }
+}
+
+}

@@ -1,0 +1,200 @@
+"""CLI: check-config, configuration errors (exit 2, file + key named, nothing
+bound), --version, help."""
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import (BASE_CONFIG, POSTERN_BIN, deep_merge, free_port, port_is_bound)
+
+
+@pytest.fixture(autouse=True)
+def _binary():
+    if not os.access(POSTERN_BIN, os.X_OK):
+        pytest.fail(f"postern binary not found at {POSTERN_BIN} (set POSTERN_BIN)")
+
+
+def run(*args, timeout=20, cwd=None):
+    return subprocess.run([POSTERN_BIN, *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
+def good_config(tmp_path, port=None):
+    port = port or free_port()
+    cfg = deep_merge(BASE_CONFIG, {})
+    cfg["spool_dir"] = str(tmp_path / "spool")
+    cfg["mail_root"] = str(tmp_path / "mail")
+    cfg["listeners"] = [{"address": f"127.0.0.1:{port}", "mode": "smtp"}]
+    return cfg
+
+
+def write(tmp_path, cfg, name="postern.json"):
+    p = tmp_path / name
+    p.write_text(cfg if isinstance(cfg, str) else json.dumps(cfg, indent=2))
+    return p
+
+
+def test_check_config_good_prints_json(tmp_path):
+    cfg = good_config(tmp_path)
+    p = write(tmp_path, cfg)
+    r = run("check-config", "--config", str(p))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["hostname"] == "mx.example.test"
+    assert out["spool_dir"] == cfg["spool_dir"]
+    assert out["mail_root"] == cfg["mail_root"]
+    assert set(out["local_domains"]) == set(cfg["local_domains"])
+    assert out["limits"]["recipients"] == 100
+    assert out["limits"]["message_size"] == 36700160
+    assert out["listeners"][0]["address"] == cfg["listeners"][0]["address"]
+    # nothing is served by check-config
+    assert not port_is_bound(int(cfg["listeners"][0]["address"].rsplit(":", 1)[1]))
+
+
+def test_check_config_fills_defaults_and_round_trips(tmp_path):
+    cfg = {
+        "hostname": "mx.example.test",
+        "spool_dir": str(tmp_path / "spool"),
+        "mail_root": str(tmp_path / "mail"),
+        "listeners": [{"address": f"127.0.0.1:{free_port()}", "mode": "smtp"}],
+        "local_domains": ["example.test"],
+    }
+    p = write(tmp_path, cfg)
+    r = run("check-config", "--config", str(p))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    lim = out["limits"]
+    assert lim["message_size"] == 36700160
+    assert lim["recipients"] == 100
+    assert lim["connections"] == 1000
+    assert lim["connections_per_ip"] == 50
+    assert lim["command_timeout_s"] == 300
+    assert lim["data_timeout_s"] == 600
+    assert lim["errors"] == 20
+    # the effective configuration is itself a valid configuration, and stable
+    p2 = write(tmp_path, r.stdout, "effective.json")
+    r2 = run("check-config", "--config", str(p2))
+    assert r2.returncode == 0, r2.stderr
+    assert json.loads(r2.stdout) == out
+
+
+def test_check_config_accepts_comments(tmp_path):
+    cfg = good_config(tmp_path)
+    text = json.dumps(cfg, indent=2)
+    text = ("// postern test config\n/* block\n   comment */\n"
+            + text.replace('"log_level"', '// a line comment\n  "log_level"', 1))
+    p = write(tmp_path, text)
+    r = run("check-config", "--config", str(p))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["hostname"] == "mx.example.test"
+
+
+def _mutations():
+    def set_(path, value):
+        def f(cfg):
+            d = cfg
+            for k in path[:-1]:
+                d = d[k]
+            d[path[-1]] = value
+            return cfg
+        return f
+    return {
+        # name: (mutation, words that must appear in stderr)
+        "unknown_top_key": (set_(["bogus_key"], 1), ["bogus_key"]),
+        "unknown_limit_key": (set_(["limits", "bogus_limit"], 5), ["bogus_limit"]),
+        "wrong_type_int": (set_(["limits", "recipients"], "ten"), ["recipients"]),
+        "wrong_type_negative": (set_(["limits", "message_size"], -1), ["message_size"]),
+        "wrong_type_list": (set_(["local_domains"], "example.test"), ["local_domains"]),
+        "wrong_type_hostname": (set_(["hostname"], 42), ["hostname"]),
+        "bad_user_address": (set_(["users"], [{"address": "not an address"}]),
+                             ["users", "address"]),
+        "bad_alias_target": (set_(["aliases"], {"team@example.test": ["@@bad"]}),
+                             ["aliases"]),
+        "bad_alias_key": (set_(["aliases"], {"not-an-address": ["alice@example.test"]}),
+                          ["aliases"]),
+        "user_outside_local_domains": (
+            set_(["users"], [{"address": "alice@example.test"},
+                             {"address": "carol@elsewhere.test"}]), ["users"]),
+        "bad_listener": (set_(["listeners"], [{"address": "127.0.0.1:notaport",
+                                                "mode": "smtp"}]), ["listeners"]),
+        "bad_listener_mode": (set_(["listeners", 0, "mode"], "gopher"), ["mode"]),
+        "bad_log_level": (set_(["log_level"], "chatty"), ["log_level"]),
+    }
+
+
+MUTATIONS = _mutations()
+
+
+@pytest.mark.parametrize("name", list(MUTATIONS))
+def test_bad_config_check_config(tmp_path, name):
+    mutate, words = MUTATIONS[name]
+    p = write(tmp_path, mutate(good_config(tmp_path)))
+    r = run("check-config", "--config", str(p))
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert str(p) in r.stderr, r.stderr
+    for w in words:
+        assert w in r.stderr, f"{w!r} not named in: {r.stderr!r}"
+
+
+@pytest.mark.parametrize("name", list(MUTATIONS))
+def test_bad_config_serve_exits_2_nothing_bound(tmp_path, name):
+    mutate, words = MUTATIONS[name]
+    port = free_port()
+    cfg = mutate(good_config(tmp_path, port))
+    p = write(tmp_path, cfg)
+    proc = subprocess.Popen([POSTERN_BIN, "serve", "--config", str(p)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=str(tmp_path))
+    try:
+        out, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        bound = port_is_bound(port)
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"serve kept running with a bad config (port bound: {bound}); "
+                    f"stderr: {err!r}")
+    assert proc.returncode == 2, (proc.returncode, err)
+    assert str(p) in err
+    for w in words:
+        assert w in err, f"{w!r} not named in: {err!r}"
+    assert not port_is_bound(port)
+
+
+def test_invalid_json_syntax(tmp_path):
+    p = write(tmp_path, '{ "hostname": "mx.example.test", ')
+    r = run("check-config", "--config", str(p))
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert str(p) in r.stderr
+
+
+def test_missing_config_file(tmp_path):
+    p = tmp_path / "does-not-exist.json"
+    r = run("check-config", "--config", str(p))
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert str(p) in r.stderr
+    r = run("serve", "--config", str(p))
+    assert r.returncode == 2, (r.returncode, r.stderr)
+
+
+def test_version():
+    r = run("--version")
+    assert r.returncode == 0, r.stderr
+    assert "postern" in r.stdout.lower()
+    assert re.search(r"\d+\.\d+", r.stdout), r.stdout
+
+
+def test_help():
+    r = run("help")
+    assert r.returncode == 0, r.stderr
+    text = r.stdout + r.stderr
+    for word in ("serve", "check-config", "--config"):
+        assert word in text, f"{word!r} missing from help: {text!r}"
+
+
+def test_unknown_subcommand():
+    r = run("frobnicate")
+    assert r.returncode != 0
+    assert r.stderr.strip(), "an unknown subcommand must be explained on stderr"
