@@ -1,0 +1,31 @@
+# contrib/deps.sh — sourced by run.sh and test.sh: install the Debian
+# packages postern needs when they are missing (apt-get; root or sudo).
+# Usage: ensure_packages pkg...
+
+build_packages=(meson ninja-build g++ pkg-config cmake libasio-dev libssl-dev libc-ares-dev
+                nlohmann-json3-dev doctest-dev)
+test_packages=(swaks python3 python3-pytest python3-aiosmtpd python3-dnslib)
+
+ensure_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "postern: installing ${missing[*]}" >&2
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -q >&2 || true
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+}
+
+# Configures (once) and builds build/. Extra meson options go in $@.
+build_postern() {
+    if [ ! -f build/build.ninja ]; then
+        meson setup build "$@" >&2 || return 1
+    elif [ $# -gt 0 ]; then
+        meson configure build "$@" >&2 || return 1
+    fi
+    ninja -C build >&2
+}
