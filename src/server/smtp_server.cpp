@@ -285,6 +285,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, net::tcp::
                 const auto from = m.meta.sender;
                 const auto size = m.meta.size;
                 const auto nrcpt = m.meta.recipients.size();
+                const std::string proto(s.protocol()); // committed() resets the transaction
                 // The disk may take a while under load; the client waits for
                 // its 250 (RFC 5321 4.5.3.2.6 gives it 10 minutes).
                 set_deadline(c, lim.data_timeout);
@@ -292,7 +293,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, net::tcp::
                 if (!cec) {
                     s.committed(id);
                     log::info("message").kv("session", sid).kv("id", id).kv("from", "<" + from + ">")
-                        .kv("size", size).kv("nrcpt", nrcpt).kv("proto", s.protocol());
+                        .kv("size", size).kv("nrcpt", nrcpt).kv("proto", proto);
                 } else {
                     s.committed(cec);
                     log::error("commit").kv("session", sid).kv("id", id).kv("error", cec.message());

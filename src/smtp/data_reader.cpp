@@ -59,8 +59,9 @@ std::size_t data_reader::consume(std::string_view in)
         }
         case state::bol:
             if (c == '.') {
+                // RFC 5321 4.5.3.1.6: the limit does not count the dot
+                // duplicated for transparency.
                 state_ = state::dot;
-                count_line(1);
                 ++i;
             } else {
                 state_ = state::mid; // reprocess c in mid

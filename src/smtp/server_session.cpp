@@ -1,5 +1,6 @@
 #include "postern/smtp/server_session.hpp"
 
+#include <algorithm>
 #include <string_view>
 
 #include "postern/smtp/command.hpp"
@@ -423,8 +424,11 @@ void server_session::handle_data()
         return;
     }
     data_ = data_reader(cfg_.max_message_size);
+    // Trust a declared SIZE only so far: a client that announces 35 MB and
+    // sends nothing must not make us hold 35 MB (STYLE 10).
+    constexpr std::uint64_t max_reserve = 1 << 20;
     if (declared_size_ > 0)
-        data_.body().reserve(static_cast<std::size_t>(declared_size_) + 1024);
+        data_.body().reserve(static_cast<std::size_t>(std::min(declared_size_, max_reserve)) + 1024);
     state_ = state::data;
     reply(354, {}, "End data with <CR><LF>.<CR><LF>");
 }

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import (BASE_CONFIG, POSTERN_BIN, deep_merge, free_port, port_is_bound)
+from conftest import (BASE_CONFIG, POSTERN_BIN, RawSMTP, deep_merge, dot_stuff, free_port,
+                      make_message, port_is_bound, split_delivered, wait_for_files, wait_until)
 
 
 @pytest.fixture(autouse=True)
@@ -198,3 +199,54 @@ def test_unknown_subcommand():
     r = run("frobnicate")
     assert r.returncode != 0
     assert r.stderr.strip(), "an unknown subcommand must be explained on stderr"
+
+
+def test_two_listeners_both_serve(make_server):
+    p2 = free_port()
+    srv = make_server(start=False)
+    srv.config["listeners"].append({"address": f"127.0.0.1:{p2}", "mode": "smtp"})
+    srv.config_path.write_text(json.dumps(srv.config, indent=2))
+    srv.start()
+    for port in (srv.port, p2):
+        with RawSMTP(port) as c:
+            assert c.greeting() == ["mx.example.test ESMTP postern"]
+            c.assert_nothing_pending()
+
+
+def test_serve_without_config_uses_embedded_default(tmp_path):
+    """`postern serve` alone: 127.0.0.1:2525, ./var/spool and ./var/mail under
+    the working directory, localhost and the machine's hostname as catch-all."""
+    if port_is_bound(2525):
+        pytest.skip("127.0.0.1:2525 is in use")
+    log = open(tmp_path / "stderr.log", "wb")
+    proc = subprocess.Popen([POSTERN_BIN, "serve"], cwd=str(tmp_path), stdout=log,
+                            stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        def ready():
+            assert proc.poll() is None, (tmp_path / "stderr.log").read_text()
+            try:
+                with RawSMTP(2525, timeout=2) as c:
+                    return c.greeting()
+            except OSError:
+                return None
+        greeting = wait_until(ready, 10, "the default listener on 127.0.0.1:2525")
+        assert greeting[0].endswith(" ESMTP postern")
+        msg = make_message("default config")
+        with RawSMTP(2525) as c:
+            c.greeting()
+            c.ehlo()
+            c.transaction("x@remote.test", ["anyone@localhost"], dot_stuff(msg))
+            c.ok("RCPT TO:<x@other.test>", 503, "5.5.1")
+            c.ok("MAIL FROM:<x@remote.test>", 250, "2.1.0")
+            c.ok("RCPT TO:<x@other.test>", 554, "5.7.1")
+            c.assert_nothing_pending()
+        f = wait_for_files(tmp_path / "var" / "mail" / "localhost" / "anyone" / "new", 1)
+        assert split_delivered(f[0].read_bytes())[3] == msg
+        assert (tmp_path / "var" / "spool").is_dir()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

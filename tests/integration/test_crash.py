@@ -226,3 +226,34 @@ def test_sigterm_while_receiving(make_server):
     assert not load.errors, "\n".join(load.errors[:5])
     srv.start()
     _verify(srv, load)
+
+
+def test_kill9_during_big_data_then_restart_purges(make_server):
+    """kill -9 while a large message is being received: after the restart
+    nothing of it is delivered, incoming/ is empty, and the server works."""
+    srv = make_server({"limits": {"message_size": 64 * 1024 * 1024}})
+    c = RawSMTP(srv.port, timeout=30)
+    c.greeting()
+    c.ehlo()
+    c.ok("MAIL FROM:<big@remote.test>", 250, "2.1.0")
+    c.ok("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    c.ok("DATA", 354)
+    chunk = (b"y" * 98 + b"\r\n") * 10_000          # 1 MB
+    c.send(b"Subject: killed mid-data\r\nMessage-ID: <killed@crash.test>\r\n\r\n")
+    for _ in range(12):                              # 12 MB written; socket buffers hold far less
+        c.send(chunk)
+    srv.kill9()
+    c.close()
+    srv.start()
+    srv.wait_queue_empty()
+    assert srv.incoming_files() == []
+    good = make_message("after restart", msgid="after-restart@crash.test")
+    with srv.connect() as c2:
+        c2.greeting()
+        c2.ehlo()
+        c2.transaction("x@remote.test", ["alice@example.test"], dot_stuff(good))
+        c2.assert_nothing_pending()
+    wait_until(lambda: srv.delivered("alice@example.test"), 20, "delivery after restart")
+    srv.wait_queue_empty()
+    files = srv.all_delivered()
+    assert [message_ids_in(f) for f in files] == [["after-restart@crash.test"]]

@@ -133,3 +133,65 @@ def test_smtplib_many_messages_one_session(server):
     server.wait_queue_empty()
     assert len(server.delivered("alice@example.test")) == 20
     assert len(server.delivered("bob@example.test")) == 20
+
+
+def test_hundred_transactions_in_one_write(server):
+    n = 100
+    blob = b"EHLO client.test\r\n"
+    for i in range(n):
+        blob += (f"MAIL FROM:<s{i}@remote.test>\r\nRCPT TO:<p{i % 7}@catchall.test>\r\n"
+                 f"DATA\r\n").encode()
+        blob += dot_stuff(make_message(f"burst {i}", [f"n={i}"], msgid=f"burst-{i}@p.test")) + b".\r\n"
+    blob += b"QUIT\r\n"
+    with server.connect(timeout=60) as c:
+        c.greeting()
+        c.send(blob)
+        c.expect(250)
+        ids = []
+        for i in range(n):
+            c.expect(250, "2.1.0")
+            c.expect(250, "2.1.5")
+            c.expect(354)
+            ids.append(queue_id_of(c.expect(250, "2.0.0")[-1]))
+        c.expect(221, "2.0.0")
+        c.expect_eof()
+    assert len(set(ids)) == n
+    for k in range(7):
+        wait_for_files(server.new(f"p{k}@catchall.test"), len(range(k, n, 7)), timeout=60)
+    server.wait_queue_empty()
+    assert len(server.all_delivered()) == n
+
+
+def test_client_that_never_reads_does_not_stall_others(server):
+    """A client floods NOOPs without reading the replies until the server
+    stops reading from it; meanwhile another session works normally."""
+    import socket
+    import time as _time
+    hog = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        chunk = b"NOOP\r\n" * 10_000
+        hog.settimeout(2)
+        sent = 0
+        stalled = False
+        deadline = _time.monotonic() + 60
+        while sent < 200 * 1024 * 1024 and _time.monotonic() < deadline:
+            try:
+                sent += hog.send(chunk)
+            except socket.timeout:
+                stalled = True        # the server no longer reads from us: back-pressure
+                break
+        msg = make_message("while hogged")
+        with server.connect() as c:
+            c.greeting()
+            c.ehlo()
+            qid = c.transaction("x@remote.test", ["bob@example.test"], dot_stuff(msg))
+            c.assert_nothing_pending()
+        f = wait_for_files(server.new("bob@example.test"), 1)
+        check_delivered(f[0].read_bytes(), sender="x@remote.test",
+                        recipient="bob@example.test", body=msg, queue_id=qid)
+        # every buffer has a limit: replies nobody reads must not pile up forever
+        assert stalled, f"server kept reading {sent} bytes of unanswered-to NOOPs"
+    finally:
+        hog.close()
+    assert server.alive()

@@ -116,8 +116,9 @@ def test_null_sender(server):
         qid = queue_id_of(c.expect(250)[-1])
         c.assert_nothing_pending()
     f = wait_for_files(server.new("bob@example.test"), 1)
-    rp, _, _, rest = split_delivered(f[0].read_bytes())
+    rp, _, received, rest = split_delivered(f[0].read_bytes())
     assert rp == b"<>"
+    assert parse_received(received)["id"] == qid
     assert rest == msg
 
 

@@ -2,7 +2,8 @@
 error count, connection limits, and a 20 MB message delivered intact."""
 
 import hashlib
-import smtplib
+import socket
+import struct
 
 import pytest
 
@@ -369,3 +370,110 @@ def test_connection_limit_per_ip(make_server):
     finally:
         for c in conns:
             c.close()
+
+
+def _end_quit(c):
+    c.assert_nothing_pending()
+
+
+def _end_abrupt(c):
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+    c.close()
+
+
+def _end_mid_data(c):
+    c.ehlo()
+    c.ok("MAIL FROM:<x@remote.test>", 250, "2.1.0")
+    c.ok("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    c.ok("DATA", 354)
+    c.send(b"Subject: cut\r\n\r\npartial")
+    c.close()
+
+
+def _end_errors(c):
+    for _ in range(3):
+        c.ok("BOGUS", 500, "5.5.1")
+    try:
+        c.send("BOGUS\r\n")
+    except OSError:
+        pass
+    c.expect(421, "4.7.0")
+    c.expect_eof()
+
+
+def _end_long_line_then_close(c):
+    c.send(b"NOOP " + b"a" * 5000)       # unterminated over-long line
+    c.close()
+
+
+@pytest.mark.parametrize("ending", [_end_quit, _end_abrupt, _end_mid_data, _end_errors,
+                                    _end_long_line_then_close],
+                         ids=["quit", "rst", "mid-data", "too-many-errors", "long-line"])
+def test_connection_slots_released(make_server, ending):
+    """However a session ends, its slot is given back (3 rounds, per-IP limit 2)."""
+    srv = make_server({"limits": {"connections": 100, "connections_per_ip": 2, "errors": 3}})
+    _wait_probe_gone(srv)
+    for _round in range(3):
+        conns = []
+
+        def attempt():
+            for c in conns:
+                c.close()
+            conns.clear()
+            for _ in range(2):
+                c = RawSMTP(srv.port)
+                conns.append(c)
+                if c.reply()[0] != 220:
+                    return False
+            return True
+        wait_until(attempt, 10, "2 greeted connections (slots released)", interval=0.1)
+        for c in conns:
+            ending(c)
+    _expect_nothing_leaked(srv)
+    srv.wait_queue_empty()
+    assert srv.all_delivered() == []
+
+
+def _expect_nothing_leaked(srv):
+    # after everything ended, exactly connections_per_ip sessions fit again
+    def ok():
+        conns = []
+        try:
+            for _ in range(2):
+                c = RawSMTP(srv.port)
+                conns.append(c)
+                if c.reply()[0] != 220:
+                    return False
+            return True
+        finally:
+            for c in conns:
+                c.close()
+    wait_until(ok, 10, "slots to be free again", interval=0.1)
+
+
+def test_connection_flood_over_limit(make_server):
+    srv = make_server({"limits": {"connections": 10, "connections_per_ip": 10}})
+    _wait_probe_gone(srv)
+    keep = _open_greeted(srv, 10)
+    try:
+        refused = 0
+        for _ in range(100):
+            c = RawSMTP(srv.port)
+            try:
+                c.expect(421, "4.7.0")
+                c.expect_eof()
+                refused += 1
+            finally:
+                c.close()
+        assert refused == 100
+        for c in keep:
+            c.ok("NOOP", 250, "2.0.0")
+        keep[0].ehlo()
+        keep[0].transaction("x@remote.test", ["alice@example.test"], make_message("flood"))
+        for c in keep:
+            c.assert_nothing_pending()
+    finally:
+        for c in keep:
+            c.close()
+    wait_for_files(srv.new("alice@example.test"), 1)
+    _reconnect_works(srv)

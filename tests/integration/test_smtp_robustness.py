@@ -164,3 +164,64 @@ def test_log_lines_are_key_value(server):
     assert any(e.get("id") == qid and e.get("status") == "sent"
                and "alice@example.test" in e.get("to", "")
                for e in server.log_events("delivery"))
+
+
+TRICKY_LOCAL_PARTS = [
+    '"../../escape"',
+    '"../../../../tmp/postern-escape"',
+    '"/tmp/postern-abs"',
+    "a/./b",
+    "x/y",
+    '"a\\\\b"',
+    '".."',
+    '"."',
+    '""',
+    "con",
+]
+
+
+@pytest.mark.parametrize("local", TRICKY_LOCAL_PARTS)
+def test_mailbox_path_stays_inside_mail_root(server, local):
+    """Whatever a catch-all domain accepts, the delivery stays inside
+    mail_root/catchall.test/ (refusing such a local part is fine too)."""
+    tag = f"path-safety-{TRICKY_LOCAL_PARTS.index(local)}"
+    msg = make_message(tag, [tag])
+    with server.connect() as c:
+        c.greeting()
+        c.ehlo()
+        c.ok("MAIL FROM:<x@remote.test>", 250, "2.1.0")
+        code, texts = c.cmd(f"RCPT TO:<{local}@catchall.test>")
+        assert code in (250, 501, 550, 553, 554), (code, texts)
+        c.ok("RCPT TO:<bob@example.test>", 250, "2.1.5")
+        c.ok("DATA", 354)
+        c.send(dot_stuff(msg) + b".\r\n")
+        c.expect(250, "2.0.0")
+        c.assert_nothing_pending()
+    wait_for_files(server.new("bob@example.test"), 1)
+    server.wait_queue_empty()
+    # every file holding the message is inside mail_root/<local domain>/
+    root = server.root
+    holders = [p for p in root.rglob("*") if p.is_file() and tag.encode() in p.read_bytes()]
+    outside = [p for p in holders if server.mail_root not in p.parents]
+    assert not outside, f"message written outside mail_root: {outside}"
+    for p in holders:
+        rel = p.relative_to(server.mail_root).parts
+        assert rel[0] in ("catchall.test", "example.test"), p
+        assert ".." not in rel, p
+    assert len([p for p in holders if p.relative_to(server.mail_root).parts[0] ==
+                "catchall.test"]) == (1 if code == 250 else 0)
+    for stray in ("/tmp/postern-escape", "/tmp/postern-abs"):
+        assert not __import__("os").path.exists(stray), stray
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        ["mail", "spool", "postern.json", "postern.stderr.log", "postern.stdout.log"]), \
+        list(root.iterdir())
+
+
+def test_mail_from_without_angle_brackets(server):
+    with server.connect() as c:
+        c.greeting()
+        c.ehlo()
+        code, texts = c.cmd("MAIL FROM:alice@example.test")
+        assert code == 501, (code, texts)
+        c.ok("NOOP", 250, "2.0.0")
+        c.assert_nothing_pending()

@@ -121,7 +121,7 @@ def test_lone_dot_variants_inside_are_content_when_crlf_framed(server):
     with server.connect() as c:
         _open_data(c, rcpt="bob@example.test")
         c.send(body + b".\r\n")
-        texts = c.expect(250, "2.0.0")
+        c.expect(250, "2.0.0")
         c.assert_nothing_pending()
     f = wait_for_files(server.new("bob@example.test"), 1)
     check_delivered(f[0].read_bytes(), sender="x@remote.test",

@@ -1,0 +1,285 @@
+#include "postern/delivery/runner.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "postern/config/config.hpp"
+#include "postern/delivery/local_agent.hpp"
+#include "postern/delivery/maildir.hpp"
+#include "postern/queue/fs_store.hpp"
+#include "postern/route/table.hpp"
+#include "postern/util/clock.hpp"
+#include "postern/util/id.hpp"
+
+using namespace postern;
+using namespace std::chrono_literals;
+using queue::rcpt_state;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct temp_dir {
+    fs::path path = fs::temp_directory_path() / ("postern-test-" + util::make_session_id());
+    temp_dir() { fs::create_directories(path); }
+    ~temp_dir() { fs::remove_all(path); }
+};
+
+constexpr std::string_view hostname = "mx.example.test";
+constexpr std::int64_t t0 = 1700000000;
+constexpr std::string_view message = "Subject: hi\r\n\r\nbody\r\n";
+
+config::settings settings_for(const fs::path& root)
+{
+    auto doc = nlohmann::json::parse(R"({
+      "hostname": "mx.example.test",
+      "local_domains": ["example.test"],
+      "users": [ {"address": "alice@example.test"}, {"address": "bob@example.test"} ],
+      "aliases": { "team@example.test": ["alice@example.test", "bob@example.test"] }
+    })");
+    doc["spool_dir"] = (root / "spool").string();
+    doc["mail_root"] = (root / "mail").string();
+    return config::parse(doc.dump(), "test.json");
+}
+
+// Polls cond until it holds or 5 s have passed (a wait-for, never an
+// assertion on timing).
+bool eventually(const std::function<bool()>& cond)
+{
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    for (;;) {
+        if (cond())
+            return true;
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
+        std::this_thread::sleep_for(10ms);
+    }
+}
+
+struct fixture {
+    temp_dir dir;
+    config::settings settings = settings_for(dir.path);
+    route::table routes{settings};
+    util::manual_clock clock{util::from_unix_seconds(t0)};
+    queue::fs_store store{settings.spool_dir};
+    delivery::local_agent agent{settings.mail_root, std::string(hostname), routes, scheduler::retry_policy{}};
+    delivery::runner run{store, agent, clock, scheduler::retry_policy{}};
+
+    fixture() { store.open(); }
+
+    std::string commit(std::string id, std::vector<std::string> rcpts,
+                       rcpt_state state = rcpt_state::pending)
+    {
+        queue::new_message m;
+        m.meta.id = id;
+        m.meta.sender = "sender@remote.test";
+        m.meta.received_at = t0 - 10;
+        m.meta.size = message.size();
+        for (auto& r : rcpts)
+            m.meta.recipients.push_back({std::move(r), state, 0, 0, ""});
+        m.parts = {std::string(message)};
+        std::vector<queue::new_message> batch{std::move(m)};
+        auto r = store.commit(batch);
+        REQUIRE(r.size() == 1);
+        REQUIRE(r[0]);
+        return id;
+    }
+
+    fs::path delivered_file(std::string_view mailbox, std::string_view id) const
+    {
+        return fs::path(settings.mail_root) / "example.test" / mailbox / "new" /
+               delivery::maildir_name(t0 - 10, id, hostname);
+    }
+
+    bool queue_empty()
+    {
+        auto ids = store.list();
+        return ids && ids->empty();
+    }
+
+    // stop() must return; bounded so a hang fails the test instead of the run.
+    void stop_within_bound()
+    {
+        auto done = std::async(std::launch::async, [this] { run.stop(); });
+        CHECK(done.wait_for(5s) == std::future_status::ready);
+    }
+};
+
+std::string contents(const fs::path& p)
+{
+    std::ifstream f(p, std::ios::binary);
+    REQUIRE_MESSAGE(f, "cannot open " << p.string());
+    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+std::size_t files_under(const fs::path& root)
+{
+    std::size_t n = 0;
+    if (!fs::exists(root))
+        return 0;
+    for (const auto& e : fs::recursive_directory_iterator(root))
+        n += e.is_regular_file() ? 1 : 0;
+    return n;
+}
+
+} // namespace
+
+TEST_SUITE("delivery") {
+
+TEST_CASE("entries queued before start() are delivered and removed from the store")
+{
+    fixture f;
+    auto a = f.commit("0000000000000a01", {"alice@example.test"});
+    auto b = f.commit("0000000000000b02", {"team@example.test", "bob@example.test"});
+    auto finished = f.commit("0000000000000c03", {"alice@example.test"}, rcpt_state::done);
+    f.run.start();
+    REQUIRE(eventually([&] { return f.queue_empty(); }));
+    f.stop_within_bound();
+    CHECK(contents(f.delivered_file("alice", a)) ==
+          "Return-Path: <sender@remote.test>\r\nDelivered-To: alice@example.test\r\n" + std::string(message));
+    CHECK(fs::exists(f.delivered_file("alice", b)));
+    CHECK(fs::exists(f.delivered_file("bob", b)));
+    // An entry already final (its removal was cut off) is removed, not delivered again.
+    CHECK_FALSE(fs::exists(f.delivered_file("alice", finished)));
+    CHECK(files_under(f.settings.mail_root) == 3);
+}
+
+TEST_CASE("an entry recovered at start-up whose file is already in cur/ is not delivered twice")
+{
+    fixture f;
+    auto id = f.commit("0000000000000a01", {"alice@example.test"});
+    const auto box = fs::path(f.settings.mail_root) / "example.test" / "alice";
+    for (const char* sub : {"tmp", "new", "cur"})
+        fs::create_directories(box / sub);
+    const auto seen = box / "cur" / (delivery::maildir_name(t0 - 10, id, hostname) + ":2,S");
+    {
+        std::ofstream out(seen, std::ios::binary);
+        out << "read already";
+    }
+    f.run.start();
+    REQUIRE(eventually([&] { return f.queue_empty(); }));
+    f.stop_within_bound();
+    CHECK(files_under(f.settings.mail_root) == 1);
+    CHECK(contents(seen) == "read already");
+}
+
+TEST_CASE("notify() of newly committed ids delivers them")
+{
+    fixture f;
+    f.run.start();
+    auto a = f.commit("0000000000000a01", {"alice@example.test"});
+    auto b = f.commit("0000000000000b02", {"bob@example.test"});
+    f.run.notify({a, b});
+    REQUIRE(eventually([&] { return f.queue_empty(); }));
+    CHECK(fs::exists(f.delivered_file("alice", a)));
+    CHECK(fs::exists(f.delivered_file("bob", b)));
+    SUBCASE("and later notifications too")
+    {
+        auto c = f.commit("0000000000000c03", {"alice@example.test"});
+        f.run.notify({c});
+        REQUIRE(eventually([&] { return f.queue_empty(); }));
+        CHECK(fs::exists(f.delivered_file("alice", c)));
+    }
+    f.stop_within_bound();
+}
+
+TEST_CASE("an entry with a remote recipient stays queued with its attempts counted")
+{
+    fixture f;
+    const std::string id = "0000000000000a01";
+    SUBCASE("found at start-up")
+    {
+        f.commit(id, {"alice@example.test", "someone@remote.test"});
+        f.run.start();
+    }
+    SUBCASE("committed later and notified")
+    {
+        f.run.start();
+        f.commit(id, {"alice@example.test", "someone@remote.test"});
+        f.run.notify({id});
+    }
+    auto attempted = [&] {
+        auto e = f.store.load(id);
+        return e && e->recipients.size() == 2 && e->recipients[1].attempts > 0;
+    };
+    REQUIRE(eventually(attempted));
+    f.stop_within_bound();
+    auto e = f.store.load(id);
+    REQUIRE(e);
+    CHECK(e->recipients[0].state == rcpt_state::done);
+    CHECK(e->recipients[1].state == rcpt_state::pending);
+    CHECK(e->recipients[1].attempts == 1);
+    CHECK(e->recipients[1].next_attempt == t0 + 300);
+    CHECK(e->recipients[1].last_error.find("4.4.0") != std::string::npos);
+    auto ids = f.store.list();
+    REQUIRE(ids);
+    CHECK(*ids == std::vector<std::string>{id});
+    CHECK(fs::exists(f.delivered_file("alice", id)));
+    CHECK(files_under(f.settings.mail_root) == 1);
+}
+
+TEST_CASE("after a restart past its next attempt, a deferred remote recipient is counted again")
+{
+    fixture f;
+    auto id = f.commit("0000000000000a01", {"alice@example.test", "someone@remote.test"});
+    f.run.start();
+    REQUIRE(eventually([&] {
+        auto e = f.store.load(id);
+        return e && e->recipients[1].attempts == 1;
+    }));
+    f.stop_within_bound();
+    // The runner thread has been joined: the clock is the test's again.
+    f.clock.advance(300s);
+    delivery::runner restarted(f.store, f.agent, f.clock, scheduler::retry_policy{});
+    restarted.start();
+    REQUIRE(eventually([&] {
+        auto e = f.store.load(id);
+        return e && e->recipients[1].attempts == 2;
+    }));
+    restarted.stop();
+    auto e = f.store.load(id);
+    REQUIRE(e);
+    CHECK(e->recipients[1].attempts == 2);
+    CHECK(e->recipients[1].next_attempt == t0 + 300 + 600);
+    CHECK(e->recipients[0].state == rcpt_state::done);
+    CHECK(files_under(f.settings.mail_root) == 1); // alice was not written again
+}
+
+TEST_CASE("a corrupt entry found at start-up is quarantined and the others are still delivered")
+{
+    fixture f;
+    auto bad = f.commit("0000000000000a01", {"alice@example.test"});
+    auto good = f.commit("0000000000000b02", {"bob@example.test"});
+    const auto bad_dir = fs::path(f.settings.spool_dir) / "queue" / "01" / bad;
+    {
+        std::ofstream out(bad_dir / "envelope.json", std::ios::binary | std::ios::trunc);
+        out << "{ not json";
+    }
+    f.run.start();
+    REQUIRE(eventually([&] { return f.queue_empty(); }));
+    f.stop_within_bound();
+    CHECK(fs::exists(f.delivered_file("bob", good)));
+    CHECK_FALSE(fs::exists(f.delivered_file("alice", bad)));
+    CHECK(fs::is_directory(fs::path(f.settings.spool_dir) / "corrupt" / bad));
+}
+
+TEST_CASE("stop() returns whether or not the runner was started")
+{
+    fixture f;
+    SUBCASE("never started") {}
+    SUBCASE("started with nothing to do") { f.run.start(); }
+    f.stop_within_bound();
+    f.stop_within_bound(); // twice is harmless
+}
+
+}

@@ -1,0 +1,111 @@
+#include "postern/smtp/received.hpp"
+
+#include <string>
+#include <string_view>
+
+#include <doctest/doctest.h>
+
+using namespace postern::smtp;
+
+namespace {
+
+received_fields base()
+{
+    received_fields f;
+    f.helo = "client.example";
+    f.client_ip = "192.0.2.1";
+    f.by = "mx.test";
+    f.protocol = "ESMTP";
+    f.id = "0123456789abcdef";
+    f.for_rcpt = "";
+    f.date = "Mon, 1 Jan 2024 00:00:00 +0000";
+    return f;
+}
+
+} // namespace
+
+TEST_SUITE("smtp") {
+
+TEST_CASE("the Received header has the exact RFC 5321 4.4 layout")
+{
+    auto f = base();
+    f.for_rcpt = "rcpt@example.org";
+    CHECK(received_header(f) == "Received: from client.example ([192.0.2.1])\r\n"
+                                "\tby mx.test (postern) with ESMTP id 0123456789abcdef\r\n"
+                                "\tfor <rcpt@example.org>; Mon, 1 Jan 2024 00:00:00 +0000\r\n");
+}
+
+TEST_CASE("the for clause appears only when a recipient is given")
+{
+    auto f = base();
+    CHECK(received_header(f) == "Received: from client.example ([192.0.2.1])\r\n"
+                                "\tby mx.test (postern) with ESMTP id 0123456789abcdef; "
+                                "Mon, 1 Jan 2024 00:00:00 +0000\r\n");
+}
+
+TEST_CASE("the protocol word is written as given")
+{
+    for (std::string_view p : {"SMTP", "ESMTP", "UTF8SMTP", "ESMTPS"}) {
+        CAPTURE(p);
+        auto f = base();
+        f.protocol = p;
+        auto h = received_header(f);
+        CHECK(h.find(" with " + std::string(p) + " id ") != std::string::npos);
+    }
+}
+
+TEST_CASE("an IPv6 client address gets the IPv6: tag and an IPv4 one does not")
+{
+    SUBCASE("IPv6")
+    {
+        auto f = base();
+        f.client_ip = "2001:db8::1";
+        auto h = received_header(f);
+        CHECK(h.rfind("Received: from client.example ([IPv6:2001:db8::1])\r\n", 0) == 0);
+    }
+    SUBCASE("IPv4-mapped IPv6")
+    {
+        auto f = base();
+        f.client_ip = "::ffff:192.0.2.1";
+        CHECK(received_header(f).find("([IPv6:::ffff:192.0.2.1])") != std::string::npos);
+    }
+    SUBCASE("IPv4")
+    {
+        auto h = received_header(base());
+        CHECK(h.find("([192.0.2.1])") != std::string::npos);
+        CHECK(h.find("IPv6") == std::string::npos);
+    }
+}
+
+TEST_CASE("a HELO name with CR, LF, parentheses or other unsafe octets is sanitised to '?'")
+{
+    struct row {
+        std::string_view helo;
+        std::string_view shown;
+    };
+    const row rows[] = {
+        {"evil\r\nX-Injected: yes", "evil??X-Injected:?yes"},
+        {"a(comment)b", "a?comment?b"},
+        {"<x>;y", "?x??y"},
+        {"host name", "host?name"},
+        {"h\xc3\xa9llo", "h??llo"},
+        {"tab\there", "tab?here"},
+        {"[192.0.2.1]", "[192.0.2.1]"},
+        {"[IPv6:2001:db8::1]", "[IPv6:2001:db8::1]"},
+        {"Mixed-Case_host.example", "Mixed-Case_host.example"},
+    };
+    for (const auto& [helo, shown] : rows) {
+        CAPTURE(helo);
+        auto f = base();
+        f.helo = helo;
+        auto h = received_header(f);
+        CHECK(h.rfind("Received: from " + std::string(shown) + " ([192.0.2.1])\r\n", 0) == 0);
+        // Exactly the two folds and the final CRLF: nothing the client sent broke a line.
+        std::size_t crlf = 0;
+        for (std::size_t i = h.find("\r\n"); i != std::string::npos; i = h.find("\r\n", i + 1))
+            ++crlf;
+        CHECK(crlf == 2);
+    }
+}
+
+} // TEST_SUITE
