@@ -15,6 +15,7 @@ struct staged {
     std::size_t rcpt = 0;
     std::size_t item = 0;
     std::string to;
+    bool repeat = false; // the same mailbox reached again: one file, one log line
 };
 
 double delay_s(const queue::entry& e, util::time_point now)
@@ -65,6 +66,7 @@ void local_agent::deliver(std::span<job> jobs, util::time_point now)
         auto& e = jobs[j].entry;
         std::map<std::string, std::size_t> staged_mailboxes; // one file per mailbox per message
         const auto name = maildir_name(e.received_at, e.id, hostname_);
+        std::vector<queue::recipient> added;
         for (std::size_t i = 0; i < e.recipients.size(); ++i) {
             auto& r = e.recipients[i];
             if (r.state != queue::rcpt_state::pending || r.next_attempt > now_s)
@@ -93,22 +95,24 @@ void local_agent::deliver(std::span<job> jobs, util::time_point now)
             bool any_local = false;
             for (const auto& t : *targets) {
                 if (!t.local) {
-                    // Alias to a remote address: a new recipient of this entry.
+                    // Alias to a remote address: a new recipient of this
+                    // entry, appended after the loop (r must stay valid).
                     bool known = false;
                     for (const auto& other : e.recipients)
+                        known = known || other.address == t.address;
+                    for (const auto& other : added)
                         known = known || other.address == t.address;
                     if (!known) {
                         queue::recipient nr;
                         nr.address = t.address;
-                        e.recipients.push_back(std::move(nr));
-                        jobs[j].changed = true;
+                        added.push_back(std::move(nr));
                     }
                     continue;
                 }
                 any_local = true;
                 auto seen = staged_mailboxes.find(t.address);
                 if (seen != staged_mailboxes.end()) {
-                    items.push_back({j, i, seen->second, t.address});
+                    items.push_back({j, i, seen->second, t.address, true});
                     continue;
                 }
                 headers.push_back("Return-Path: <" + e.sender + ">\r\nDelivered-To: " + t.address +
@@ -129,6 +133,11 @@ void local_agent::deliver(std::span<job> jobs, util::time_point now)
                 log_delivery(e, r.address, "expanded", "alias to remote recipients", now);
             }
         }
+        if (!added.empty()) {
+            for (auto& nr : added)
+                e.recipients.push_back(std::move(nr));
+            jobs[j].changed = true;
+        }
     }
 
     auto results = batch.commit();
@@ -139,6 +148,8 @@ void local_agent::deliver(std::span<job> jobs, util::time_point now)
         if (!results[s.item])
             failed[{s.job, s.rcpt}] = results[s.item].error().message();
     for (const auto& s : items) {
+        if (s.repeat)
+            continue;
         auto& e = jobs[s.job].entry;
         auto f = failed.find({s.job, s.rcpt});
         log_delivery(e, s.to, f == failed.end() ? "sent" : "deferred",

@@ -1,5 +1,7 @@
 #include "postern/queue/entry.hpp"
 
+#include <cstdint>
+
 #include <nlohmann/json.hpp>
 
 namespace postern::queue {
@@ -70,35 +72,63 @@ util::result<entry> decode_envelope(std::string_view text)
     auto v = j.find("version");
     if (v == j.end() || !v->is_number_integer())
         return util::errc::corrupt;
-    if (v->get<int>() != envelope_version)
+    if (!v->is_number_unsigned() || v->get<std::uint64_t>() != envelope_version)
         return util::errc::unsupported_version;
-    try {
-        entry e;
-        e.id = j.at("id").get<std::string>();
-        e.sender = j.at("sender").get<std::string>();
-        e.received_at = j.at("received_at").get<std::int64_t>();
-        e.size = j.at("size").get<std::uint64_t>();
-        e.client_ip = j.at("client_ip").get<std::string>();
-        e.helo = j.at("helo").get<std::string>();
-        e.smtputf8 = j.at("smtputf8").get<bool>();
-        e.eight_bit = j.at("eight_bit").get<bool>();
-        for (const auto& r : j.at("recipients")) {
-            recipient rc;
-            rc.address = r.at("address").get<std::string>();
-            if (!state_from(r.at("state").get<std::string>(), rc.state))
-                return util::errc::corrupt;
-            rc.attempts = r.at("attempts").get<std::uint32_t>();
-            rc.next_attempt = r.at("next_attempt").get<std::int64_t>();
-            rc.last_error = r.at("last_error").get<std::string>();
-            e.recipients.push_back(std::move(rc));
+    // Exact types only: nlohmann would quietly turn -1 into 4294967295 or
+    // 12.5 into 12, and a damaged record must be quarantined, not guessed at.
+    bool ok = true;
+    auto str = [&](const json& o, const char* k) {
+        auto it = o.find(k);
+        if (it == o.end() || !it->is_string()) {
+            ok = false;
+            return std::string();
         }
-        if (e.recipients.empty())
-            return util::errc::corrupt;
-        return e;
-    } catch (const json::exception&) {
-        // nlohmann reports wrong types by throwing; at this boundary that is a value.
+        return it->get<std::string>();
+    };
+    auto uint = [&](const json& o, const char* k, std::uint64_t max) {
+        auto it = o.find(k);
+        if (it == o.end() || !it->is_number_unsigned() || it->get<std::uint64_t>() > max) {
+            ok = false;
+            return std::uint64_t{0};
+        }
+        return it->get<std::uint64_t>();
+    };
+    auto boolean = [&](const json& o, const char* k) {
+        auto it = o.find(k);
+        if (it == o.end() || !it->is_boolean()) {
+            ok = false;
+            return false;
+        }
+        return it->get<bool>();
+    };
+    constexpr auto max_time = static_cast<std::uint64_t>(INT64_MAX);
+    entry e;
+    e.id = str(j, "id");
+    e.sender = str(j, "sender");
+    e.received_at = static_cast<std::int64_t>(uint(j, "received_at", max_time));
+    e.size = uint(j, "size", UINT64_MAX);
+    e.client_ip = str(j, "client_ip");
+    e.helo = str(j, "helo");
+    e.smtputf8 = boolean(j, "smtputf8");
+    e.eight_bit = boolean(j, "eight_bit");
+    auto rs = j.find("recipients");
+    if (rs == j.end() || !rs->is_array() || rs->empty())
         return util::errc::corrupt;
+    for (const auto& r : *rs) {
+        if (!r.is_object())
+            return util::errc::corrupt;
+        recipient rc;
+        rc.address = str(r, "address");
+        if (!state_from(str(r, "state"), rc.state))
+            return util::errc::corrupt;
+        rc.attempts = static_cast<std::uint32_t>(uint(r, "attempts", UINT32_MAX));
+        rc.next_attempt = static_cast<std::int64_t>(uint(r, "next_attempt", max_time));
+        rc.last_error = str(r, "last_error");
+        e.recipients.push_back(std::move(rc));
     }
+    if (!ok)
+        return util::errc::corrupt;
+    return e;
 }
 
 } // namespace postern::queue

@@ -132,6 +132,12 @@ util::result<entry> fs_store::load(std::string_view id)
     if (!text)
         return text.error();
     auto e = decode_envelope(*text);
+    if (!e && e.error() == util::errc::unsupported_version) {
+        // Written by a newer postern: refuse it but leave it where it is, so
+        // that version can still deliver it (DESIGN "Data on disk").
+        log::error("queue_version").kv("id", id).kv("error", e.error().message());
+        return e.error();
+    }
     if (!e || e->id != id) {
         quarantine(id);
         return e ? util::make_error_code(util::errc::corrupt) : e.error();

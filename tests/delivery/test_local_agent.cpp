@@ -229,13 +229,7 @@ TEST_CASE("a remote recipient is left pending and untouched for the remote agent
     CHECK(files_under(f.settings.mail_root) == 0);
 }
 
-// KNOWN BUG: local_agent::deliver holds `auto& r = e.recipients[i]` while it
-// push_back()s the alias's remote target into e.recipients; when the vector
-// reallocates (capacity == size, as decode_envelope leaves one or two
-// recipients), r dangles: log_delivery(e, r.address, ...) and
-// `r.state = done` use freed memory — SIGSEGV here, and at best the alias
-// recipient stays pending and is expanded again on every retry.
-TEST_CASE("an alias to a remote address adds a pending recipient and marks the alias done" * doctest::skip())
+TEST_CASE("an alias to a remote address adds a pending recipient and marks the alias done")
 {
     fixture f;
     auto j = job_for({"fwd@example.test"});

@@ -8,6 +8,7 @@
 // and must only hand the result on (e.g. post to the event loop).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -34,7 +35,7 @@ public:
     // with errc::shutting_down.
     void stop();
 
-    std::uint64_t batches() const noexcept { return batches_; }
+    std::uint64_t batches() const noexcept { return batches_.load(); }
 
 private:
     void run();
@@ -50,7 +51,7 @@ private:
     std::condition_variable cv_;
     std::deque<pending> queue_;
     bool stopping_ = false;
-    std::uint64_t batches_ = 0;
+    std::atomic<std::uint64_t> batches_{0};
     std::thread thread_;
 };
 
