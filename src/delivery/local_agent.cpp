@@ -54,7 +54,7 @@ local_agent::local_agent(std::string mail_root, std::string hostname, const rout
 
 void local_agent::deliver(std::span<job> jobs, util::time_point now)
 {
-    maildir_batch batch;
+    maildir_batch batch(known_dirs_);
     std::vector<staged> items;
     std::vector<std::string> headers; // kept alive until commit (parts point into them)
     headers.reserve(256);

@@ -71,14 +71,14 @@ std::string maildir_name(std::int64_t received_at, std::string_view queue_id, st
 
 util::result<void> maildir_batch::ensure(const std::string& dir)
 {
-    if (known_dirs_.count(dir))
+    if (known_dirs_->count(dir))
         return {};
     if (auto r = make_dirs(dir); !r)
         return r;
     for (const char* sub : {"/tmp", "/new", "/cur"})
         if (auto r = make_dir(dir + sub); !r)
             return r;
-    known_dirs_.insert(dir);
+    known_dirs_->insert(dir);
     return {};
 }
 
@@ -96,9 +96,17 @@ util::result<std::size_t> maildir_batch::add(const std::string& dir, const std::
         return items_.size() - 1;
     }
     const std::string tmp = dir + "/tmp/" + name;
-    ::unlink(tmp.c_str()); // a leftover of an attempt cut off by a crash
-    if (auto r = batch_.write(tmp, parts); !r)
-        return r.error();
+    if (check_existing)
+        ::unlink(tmp.c_str()); // a leftover of an attempt cut off by a crash
+    auto w = batch_.write(tmp, parts);
+    if (!w && w.error() == std::errc::file_exists) {
+        ::unlink(tmp.c_str()); // the same leftover, met without check_existing
+        w = batch_.write(tmp, parts);
+    }
+    if (!w) {
+        known_dirs_->erase(dir); // it may have been removed under us: re-create next time
+        return w.error();
+    }
     it.rename = batch_.rename(tmp, final_path);
     it.tmp = tmp;
     items_.push_back(it);

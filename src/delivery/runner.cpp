@@ -103,21 +103,15 @@ void runner::process(std::vector<std::string> ids, bool recovered)
     std::vector<job> jobs;
     jobs.reserve(ids.size());
     for (auto& id : ids) {
-        auto e = store_.load(id);
+        auto e = store_.load_full(id);
         if (!e) {
-            if (e.error() == std::errc::no_such_file_or_directory) {
+            if (e.error() == std::errc::no_such_file_or_directory)
                 (void)store_.remove(id); // a removal cut off half-way
-            } else {
+            else
                 log::error("queue_load").kv("id", id).kv("error", e.error().message());
-            }
             continue;
         }
-        auto msg = store_.read_message(id);
-        if (!msg) {
-            log::error("queue_read").kv("id", id).kv("error", msg.error().message());
-            continue;
-        }
-        jobs.push_back({std::move(*e), std::move(*msg), recovered, false});
+        jobs.push_back({std::move(e->meta), std::move(e->message), recovered, false});
     }
     auto now = clock_.now();
     agent_.deliver(jobs, now);

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <dirent.h>
+#include <fcntl.h>
 #include <filesystem>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,16 +18,37 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string bucket_of(std::string_view id)
-{
-    return std::string(id.substr(id.size() - 2));
-}
+constexpr std::string_view env_suffix = ".env";
 
-void remove_entry_files(const std::string& dir)
+// The first line of an entry file: the envelope as written at commit.
+util::result<std::string> read_first_line(const std::string& path)
 {
-    ::unlink((dir + "/message").c_str());
-    ::unlink((dir + "/envelope.json").c_str());
-    ::rmdir(dir.c_str());
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return util::last_os_error();
+    std::string out;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            ::close(fd);
+            // No newline at all: a truncated or foreign file.
+            return n < 0 ? util::last_os_error() : util::make_error_code(util::errc::corrupt);
+        }
+        std::string_view chunk(buf, static_cast<std::size_t>(n));
+        auto nl = chunk.find('\n');
+        out.append(chunk.substr(0, nl));
+        if (nl != std::string_view::npos)
+            break;
+        if (out.size() > (16u << 20)) { // no envelope is that large
+            ::close(fd);
+            return util::errc::corrupt;
+        }
+    }
+    ::close(fd);
+    return out;
 }
 
 } // namespace
@@ -38,8 +59,9 @@ void fs_store::open()
 {
     fs::create_directories(dir_ + "/incoming");
     fs::create_directories(dir_ + "/corrupt");
-    for (int i = 0; i < 256; ++i)
-        fs::create_directories(dir_ + "/queue/" + util::hex(static_cast<unsigned>(i), 2));
+    fs::create_directories(dir_ + "/free");
+    for (unsigned i = 0; i < 256; ++i)
+        fs::create_directories(dir_ + "/queue/" + util::hex(i, 2));
     // Promise 1: whatever is in incoming/ never got its 250.
     std::size_t purged = 0;
     for (const auto& e : fs::directory_iterator(dir_ + "/incoming")) {
@@ -50,11 +72,35 @@ void fs_store::open()
         log::warn("spool_purge").kv("dir", dir_ + "/incoming").kv("entries", purged);
     if (auto r = util::fsync_dir(dir_ + "/incoming"); !r)
         throw std::system_error(r.error(), dir_ + "/incoming");
+    scan(nullptr);
+    std::lock_guard lk(mu_);
+    free_.clear();
+    for (const auto& e : fs::directory_iterator(dir_ + "/free")) {
+        if (free_.size() < max_free && e.is_regular_file())
+            free_.push_back(e.path().filename().string());
+        else
+            fs::remove_all(e.path());
+    }
 }
 
-std::string fs_store::entry_dir(std::string_view id) const
+std::string fs_store::bucket_dir(std::string_view id) const
 {
-    return dir_ + "/queue/" + bucket_of(id) + "/" + std::string(id);
+    return dir_ + "/queue/" + std::string(id.substr(id.size() - 2));
+}
+
+std::string fs_store::entry_path(std::string_view id) const
+{
+    return bucket_dir(id) + "/" + std::string(id);
+}
+
+std::string fs_store::take_free()
+{
+    std::lock_guard lk(mu_);
+    if (free_.empty())
+        return {};
+    auto name = dir_ + "/free/" + free_.back();
+    free_.pop_back();
+    return name;
 }
 
 std::vector<util::result<void>> fs_store::commit(std::span<new_message> batch)
@@ -68,23 +114,19 @@ std::vector<util::result<void>> fs_store::commit(std::span<new_message> batch)
             out[i] = util::errc::syntax;
             continue;
         }
-        std::string tmp = dir_ + "/incoming/" + m.meta.id;
-        if (::mkdir(tmp.c_str(), 0700) != 0) {
-            out[i] = errno == EEXIST ? util::make_error_code(util::errc::exists) : util::last_os_error();
-            continue;
-        }
-        std::vector<std::string_view> parts(m.parts.begin(), m.parts.end());
         std::string env = encode_envelope(m.meta);
-        std::string_view env_parts[] = {env};
-        auto r = b.write(tmp + "/message", parts);
-        if (r)
-            r = b.write(tmp + "/envelope.json", env_parts);
-        if (!r) {
-            out[i] = r.error();
-            remove_entry_files(tmp);
+        std::vector<std::string_view> parts;
+        parts.reserve(m.parts.size() + 2);
+        parts.push_back(env);
+        parts.push_back("\n");
+        parts.insert(parts.end(), m.parts.begin(), m.parts.end());
+        std::string tmp = dir_ + "/incoming/" + m.meta.id;
+        if (auto r = b.write(tmp, parts, take_free()); !r) {
+            out[i] = r.error() == std::errc::file_exists ? util::make_error_code(util::errc::exists)
+                                                         : r.error();
             continue;
         }
-        rename_of[i] = b.rename(tmp, entry_dir(m.meta.id));
+        rename_of[i] = b.rename(tmp, entry_path(m.meta.id));
     }
     auto done = b.commit();
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -95,24 +137,45 @@ std::vector<util::result<void>> fs_store::commit(std::span<new_message> batch)
         else if ((*done)[rename_of[i]])
             out[i] = (*done)[rename_of[i]];
         if (!out[i])
-            remove_entry_files(dir_ + "/incoming/" + batch[i].meta.id);
+            ::unlink((dir_ + "/incoming/" + batch[i].meta.id).c_str());
     }
     return out;
+}
+
+void fs_store::scan(std::vector<std::string>* ids)
+{
+    std::set<std::string, std::less<>> envs;
+    std::error_code ec;
+    for (const auto& bucket : fs::directory_iterator(dir_ + "/queue", ec)) {
+        for (const auto& e : fs::directory_iterator(bucket.path(), ec)) {
+            auto name = e.path().filename().string();
+            if (util::is_queue_id(name)) {
+                if (ids)
+                    ids->push_back(std::move(name));
+            } else if (name.size() == 16 + env_suffix.size() && name.ends_with(env_suffix) &&
+                       util::is_queue_id(std::string_view(name).substr(0, 16))) {
+                envs.insert(name.substr(0, 16));
+            }
+        }
+    }
+    std::lock_guard lk(mu_);
+    has_env_ = std::move(envs);
+}
+
+bool fs_store::has_env(std::string_view id)
+{
+    std::lock_guard lk(mu_);
+    return has_env_.find(id) != has_env_.end();
 }
 
 util::result<std::vector<std::string>> fs_store::list()
 {
     std::vector<std::string> ids;
     std::error_code ec;
-    for (const auto& bucket : fs::directory_iterator(dir_ + "/queue", ec)) {
-        for (const auto& e : fs::directory_iterator(bucket.path(), ec)) {
-            auto name = e.path().filename().string();
-            if (util::is_queue_id(name))
-                ids.push_back(std::move(name));
-        }
-    }
+    fs::directory_iterator probe(dir_ + "/queue", ec);
     if (ec)
         return ec;
+    scan(&ids);
     std::sort(ids.begin(), ids.end());
     return ids;
 }
@@ -120,17 +183,20 @@ util::result<std::vector<std::string>> fs_store::list()
 void fs_store::quarantine(std::string_view id)
 {
     std::error_code ec;
-    fs::rename(entry_dir(id), dir_ + "/corrupt/" + std::string(id), ec);
+    const std::string to = dir_ + "/corrupt/" + std::string(id);
+    fs::rename(entry_path(id), to, ec);
+    std::error_code ignored;
+    fs::rename(entry_path(id) + std::string(env_suffix), to + std::string(env_suffix), ignored);
     log::error("quarantine").kv("id", id).kv("result", ec ? ec.message() : "moved to corrupt/");
 }
 
-util::result<entry> fs_store::load(std::string_view id)
+util::result<entry> fs_store::decode_checked(std::string_view id, util::result<std::string> text)
 {
-    if (!util::is_queue_id(id))
-        return util::errc::syntax;
-    auto text = util::read_file(entry_dir(id) + "/envelope.json");
-    if (!text)
+    if (!text) {
+        if (text.error() == util::errc::corrupt)
+            quarantine(id);
         return text.error();
+    }
     auto e = decode_envelope(*text);
     if (!e && e.error() == util::errc::unsupported_version) {
         // Written by a newer postern: refuse it but leave it where it is, so
@@ -145,31 +211,94 @@ util::result<entry> fs_store::load(std::string_view id)
     return e;
 }
 
+util::result<entry> fs_store::load(std::string_view id)
+{
+    if (!util::is_queue_id(id))
+        return util::errc::syntax;
+    // The latest envelope: the .env written by update(), else the entry's first line.
+    if (has_env(id))
+        return decode_checked(id, util::read_file(entry_path(id) + std::string(env_suffix)));
+    return decode_checked(id, read_first_line(entry_path(id)));
+}
+
+util::result<loaded_entry> fs_store::load_full(std::string_view id)
+{
+    if (!util::is_queue_id(id))
+        return util::errc::syntax;
+    auto all = util::read_file(entry_path(id));
+    if (!all)
+        return all.error();
+    auto nl = all->find('\n');
+    if (nl == std::string::npos) {
+        quarantine(id);
+        return util::errc::corrupt;
+    }
+    auto meta = has_env(id) ? decode_checked(id, util::read_file(entry_path(id) + std::string(env_suffix)))
+                            : decode_checked(id, all->substr(0, nl));
+    if (!meta)
+        return meta.error();
+    all->erase(0, nl + 1);
+    return loaded_entry{std::move(*meta), std::move(*all)};
+}
+
 util::result<std::string> fs_store::read_message(std::string_view id)
 {
     if (!util::is_queue_id(id))
         return util::errc::syntax;
-    return util::read_file(entry_dir(id) + "/message");
+    auto all = util::read_file(entry_path(id));
+    if (!all)
+        return all;
+    auto nl = all->find('\n');
+    if (nl == std::string::npos)
+        return util::errc::corrupt;
+    all->erase(0, nl + 1);
+    return all;
 }
 
 util::result<void> fs_store::update(const entry& e)
 {
     if (!util::is_queue_id(e.id))
         return util::errc::syntax;
-    return util::atomic_write(entry_dir(e.id), "envelope.json", encode_envelope(e));
+    if (::access(entry_path(e.id).c_str(), F_OK) != 0)
+        return util::last_os_error(); // no such entry: do not leave an orphan .env
+    auto r = util::atomic_write(bucket_dir(e.id), e.id + std::string(env_suffix), encode_envelope(e));
+    if (r) {
+        std::lock_guard lk(mu_);
+        has_env_.insert(e.id);
+    }
+    return r;
 }
 
 util::result<void> fs_store::remove(std::string_view id)
 {
     if (!util::is_queue_id(id))
         return util::errc::syntax;
-    auto dir = entry_dir(id);
-    // The envelope goes first: a half-removed entry has no envelope and is
-    // not listed as deliverable work.
-    if (::unlink((dir + "/envelope.json").c_str()) != 0 && errno != ENOENT)
-        return util::last_os_error();
-    ::unlink((dir + "/message").c_str());
-    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
+    const auto path = entry_path(id);
+    // The later envelope goes first: an entry without it is still whole
+    // (its first line), whereas a lone .env would be an orphan.
+    if (has_env(id)) {
+        if (::unlink((path + std::string(env_suffix)).c_str()) != 0 && errno != ENOENT)
+            return util::last_os_error();
+        std::lock_guard lk(mu_);
+        has_env_.erase(has_env_.find(id));
+    }
+    {
+        std::lock_guard lk(mu_);
+        if (free_.size() < max_free) {
+            auto name = std::to_string(++free_seq_) + "." + std::string(id);
+            auto to = dir_ + "/free/" + name;
+            if (::rename(path.c_str(), to.c_str()) == 0) {
+                // Delivered mail does not linger in the spool: the blocks go,
+                // the inode stays for the next message.
+                (void)::truncate(to.c_str(), 0);
+                free_.push_back(std::move(name));
+                return {};
+            }
+            if (errno == ENOENT)
+                return {};
+        }
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
         return util::last_os_error();
     return {};
 }

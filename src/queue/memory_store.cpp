@@ -50,6 +50,15 @@ util::result<std::string> memory_store::read_message(std::string_view id)
     return it->second.message;
 }
 
+util::result<loaded_entry> memory_store::load_full(std::string_view id)
+{
+    std::lock_guard lk(mu_);
+    auto it = items_.find(id);
+    if (it == items_.end())
+        return std::errc::no_such_file_or_directory;
+    return loaded_entry{it->second.meta, it->second.message};
+}
+
 util::result<void> memory_store::update(const entry& e)
 {
     std::lock_guard lk(mu_);

@@ -1,5 +1,6 @@
 #include "postern/util/atomic_write.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <fcntl.h>
@@ -54,8 +55,18 @@ result<void> sync_fs(int fd)
 
 durable_batch::~durable_batch()
 {
+    release();
+}
+
+void durable_batch::release()
+{
+    for (auto& f : files_)
+        ::close(f.fd);
+    files_.clear();
+    renames_.clear();
     for (auto& f : fss_)
         ::close(f.fd);
+    fss_.clear();
 }
 
 result<void> durable_batch::remember_fs(int fd, bool& kept)
@@ -67,7 +78,7 @@ result<void> durable_batch::remember_fs(int fd, bool& kept)
     for (const auto& f : fss_)
         if (f.dev == st.st_dev)
             return {};
-    fss_.push_back({static_cast<unsigned long>(st.st_dev), fd});
+    fss_.push_back({static_cast<unsigned long>(st.st_dev), ::dup(fd)});
     kept = true;
     return {};
 }
@@ -80,22 +91,27 @@ result<void> durable_batch::sync_all()
     return {};
 }
 
-result<void> durable_batch::write(const std::string& path, std::span<const std::string_view> parts)
+result<void> durable_batch::write(const std::string& path, std::span<const std::string_view> parts,
+                                  const std::string& recycle)
 {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = -1;
+    if (!recycle.empty() &&
+        ::renameat2(AT_FDCWD, recycle.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0)
+        fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0)
+        fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return last_os_error();
     bool kept = false;
     auto r = write_all(fd, parts);
     if (r)
         r = remember_fs(fd, kept);
-    if (!kept)
-        ::close(fd);
     if (!r) {
+        ::close(fd);
         ::unlink(path.c_str());
         return r;
     }
-    files_.push_back(path);
+    files_.push_back({path, fd});
     return {};
 }
 
@@ -105,26 +121,63 @@ std::size_t durable_batch::rename(std::string from, std::string to)
     return renames_.size() - 1;
 }
 
+namespace {
+
+std::string parent_of(const std::string& path)
+{
+    auto slash = path.rfind('/');
+    return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+} // namespace
+
 result<std::vector<std::error_code>> durable_batch::commit()
 {
     std::vector<std::error_code> out(renames_.size());
-    // Renames of already-written things (a directory of staged files) still
-    // need their filesystem synced: name it by each source's parent.
+    std::vector<std::string> target_dirs;
     for (const auto& r : renames_) {
-        auto slash = r.from.rfind('/');
-        std::string dir = slash == std::string::npos ? "." : r.from.substr(0, slash);
-        int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-            return last_os_error();
-        bool kept = false;
-        auto k = remember_fs(fd, kept);
-        if (!kept)
-            ::close(fd);
-        if (!k)
-            return k.error();
+        auto d = parent_of(r.to);
+        if (std::find(target_dirs.begin(), target_dirs.end(), d) == target_dirs.end())
+            target_dirs.push_back(std::move(d));
     }
-    if (auto r = sync_all(); !r)
-        return r.error();
+    const bool small = files_.size() <= fsync_threshold && target_dirs.size() <= fsync_threshold;
+    // 1. the data
+    if (small) {
+        for (const auto& f : files_)
+            if (::fsync(f.fd) != 0) {
+                auto ec = last_os_error();
+                release();
+                return ec;
+            }
+    } else {
+        // Renames of already-written things (a directory of staged files)
+        // still need their filesystem synced: name it by each source's parent.
+        std::string last_dir;
+        for (const auto& r : renames_) {
+            auto dir = parent_of(r.from);
+            if (dir == last_dir)
+                continue; // a batch's sources usually share one directory
+            last_dir = dir;
+            int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd < 0) {
+                auto ec = last_os_error();
+                release();
+                return ec;
+            }
+            bool kept = false;
+            auto k = remember_fs(fd, kept);
+            ::close(fd);
+            if (!k) {
+                release();
+                return k.error();
+            }
+        }
+        if (auto r = sync_all(); !r) {
+            release();
+            return r.error();
+        }
+    }
+    // 2. the renames
     bool renamed = false;
     for (std::size_t i = 0; i < renames_.size(); ++i) {
         const auto& r = renames_[i];
@@ -133,14 +186,20 @@ result<std::vector<std::error_code>> durable_batch::commit()
         else
             renamed = true;
     }
-    if (renamed)
-        if (auto r = sync_all(); !r)
-            return r.error();
-    files_.clear();
-    renames_.clear();
-    for (auto& f : fss_)
-        ::close(f.fd);
-    fss_.clear();
+    // 3. the renamed names
+    result<void> synced;
+    if (renamed) {
+        if (small) {
+            for (const auto& d : target_dirs)
+                if (synced)
+                    synced = fsync_dir(d);
+        } else {
+            synced = sync_all();
+        }
+    }
+    release();
+    if (!synced)
+        return synced.error();
     return out;
 }
 

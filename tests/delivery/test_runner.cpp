@@ -260,9 +260,9 @@ TEST_CASE("a corrupt entry found at start-up is quarantined and the others are s
     fixture f;
     auto bad = f.commit("0000000000000a01", {"alice@example.test"});
     auto good = f.commit("0000000000000b02", {"bob@example.test"});
-    const auto bad_dir = fs::path(f.settings.spool_dir) / "queue" / "01" / bad;
+    const auto bucket = fs::path(f.settings.spool_dir) / "queue" / "01";
     {
-        std::ofstream out(bad_dir / "envelope.json", std::ios::binary | std::ios::trunc);
+        std::ofstream out(bucket / (bad + ".env"), std::ios::binary | std::ios::trunc);
         out << "{ not json";
     }
     f.run.start();
@@ -270,7 +270,7 @@ TEST_CASE("a corrupt entry found at start-up is quarantined and the others are s
     f.stop_within_bound();
     CHECK(fs::exists(f.delivered_file("bob", good)));
     CHECK_FALSE(fs::exists(f.delivered_file("alice", bad)));
-    CHECK(fs::is_directory(fs::path(f.settings.spool_dir) / "corrupt" / bad));
+    CHECK(fs::is_regular_file(fs::path(f.settings.spool_dir) / "corrupt" / bad));
 }
 
 TEST_CASE("stop() returns whether or not the runner was started")

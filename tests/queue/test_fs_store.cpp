@@ -150,9 +150,11 @@ TEST_CASE("fs_store gives back exactly the committed envelope and the concatenat
         auto m = s.read_message(metas[i].id);
         REQUIRE(m);
         CHECK(*m == bodies[i]);
-        // Stored in the bucket named by the last two digits.
-        CHECK(fs::exists(entry_path(d, metas[i].id) + "/message"));
-        CHECK(fs::exists(entry_path(d, metas[i].id) + "/envelope.json"));
+        // Stored as one file in the bucket named by the last two digits: the
+        // envelope on the first line, then the message.
+        auto file = postern::util::read_file(entry_path(d, metas[i].id));
+        REQUIRE(file);
+        CHECK(*file == encode_envelope(metas[i]) + "\n" + bodies[i]);
     }
     CHECK(count_entries(d.str("incoming")) == 0); // nothing left half-way
 }
@@ -168,6 +170,7 @@ TEST_CASE("fs_store open() purges what was left in incoming/ (it never got its 2
     write_text(d.str("incoming/0000000000000a01/message"), "half a message");
     fs::create_directories(d.str("incoming/0000000000000a02"));
     write_text(d.str("incoming/stray-file"), "x");
+    write_text(d.str("incoming/0000000000000a03"), "{\"version\":1}\nhalf a message");
 
     fs_store s(d.str());
     s.open();
@@ -215,8 +218,8 @@ TEST_CASE("fs_store update() is seen by a later load(), also after a restart")
     auto body = restarted.read_message(id);
     REQUIRE(body);
     CHECK(*body == "Subject: x\r\n\r\nbody\r\n"); // update() leaves the message alone
-    // No temp file of atomic_write() is left in the entry's directory.
-    CHECK(count_entries(entry_path(d, id)) == 2);
+    // The bucket holds the entry and its later envelope, no temp file of atomic_write().
+    CHECK(count_entries(fs::path(entry_path(d, id)).parent_path().string()) == 2);
 }
 
 TEST_CASE("fs_store update() of an entry that is not queued fails")
@@ -297,13 +300,14 @@ TEST_CASE("fs_store load() quarantines a damaged envelope into corrupt/")
         damage.replace(at, 9, "\"sent\"");
     }
     CAPTURE(damage);
-    REQUIRE(postern::util::atomic_write(entry_path(d, id), "envelope.json", damage));
+    // Damage the entry's own envelope line, as a bad disk block would.
+    REQUIRE(postern::util::atomic_write(fs::path(entry_path(d, id)).parent_path().string(), id,
+                                        damage + "\nthe message"));
 
     auto e = s.load(id);
     REQUIRE_FALSE(e);
     CHECK(e.error() == err(errc::corrupt));
-    CHECK(fs::is_directory(d.str("corrupt/" + id)));
-    CHECK(fs::exists(d.str("corrupt/" + id + "/message"))); // kept for a human to look at
+    CHECK(fs::is_regular_file(d.str("corrupt/" + id))); // kept for a human to look at
     CHECK_FALSE(fs::exists(entry_path(d, id)));
     auto ids = s.list();
     REQUIRE(ids);

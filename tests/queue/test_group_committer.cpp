@@ -56,6 +56,7 @@ public:
     postern::util::result<std::vector<std::string>> list() override { return inner_.list(); }
     postern::util::result<entry> load(std::string_view id) override { return inner_.load(id); }
     postern::util::result<std::string> read_message(std::string_view id) override { return inner_.read_message(id); }
+    postern::util::result<postern::queue::loaded_entry> load_full(std::string_view id) override { return inner_.load_full(id); }
     postern::util::result<void> update(const entry& e) override { return inner_.update(e); }
     postern::util::result<void> remove(std::string_view id) override { return inner_.remove(id); }
 

@@ -8,6 +8,7 @@
 // Thread: blocking; the delivery thread only.
 #pragma once
 
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,6 +39,7 @@ private:
     std::string hostname_;
     const route::table& routes_;
     scheduler::retry_policy retry_;
+    std::set<std::string> known_dirs_; // Maildirs created or seen (delivery thread only)
 };
 
 } // namespace postern::delivery

@@ -26,6 +26,11 @@ std::string maildir_name(std::int64_t received_at, std::string_view queue_id, st
 
 class maildir_batch {
 public:
+    maildir_batch() = default;
+    // known_dirs: Maildirs already known to exist, shared across batches so
+    // a steady stream of deliveries makes no mkdir calls.
+    explicit maildir_batch(std::set<std::string>& known_dirs) : known_dirs_(&known_dirs) {}
+
     // Stages one delivery of parts into the Maildir at dir (created with
     // tmp/new/cur when missing). With check_existing, a file of that name
     // already in new/ or cur/ (with any ":2," flags) counts as delivered.
@@ -40,7 +45,8 @@ private:
     util::result<void> ensure(const std::string& dir);
 
     util::durable_batch batch_;
-    std::set<std::string> known_dirs_;
+    std::set<std::string> own_dirs_;
+    std::set<std::string>* known_dirs_ = &own_dirs_;
     struct item {
         bool already = false;
         std::size_t rename = 0;

@@ -16,6 +16,7 @@ public:
     util::result<std::vector<std::string>> list() override;
     util::result<entry> load(std::string_view id) override;
     util::result<std::string> read_message(std::string_view id) override;
+    util::result<loaded_entry> load_full(std::string_view id) override;
     util::result<void> update(const entry& e) override;
     util::result<void> remove(std::string_view id) override;
 

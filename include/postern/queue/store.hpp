@@ -22,6 +22,11 @@ struct new_message {
     std::vector<std::string> parts; // concatenated in order they form the message file
 };
 
+struct loaded_entry {
+    entry meta;
+    std::string message;
+};
+
 class store {
 public:
     virtual ~store() = default;
@@ -30,6 +35,8 @@ public:
     virtual util::result<std::vector<std::string>> list() = 0;
     virtual util::result<entry> load(std::string_view id) = 0;
     virtual util::result<std::string> read_message(std::string_view id) = 0;
+    // load() and read_message() in one step (the delivery path: one read).
+    virtual util::result<loaded_entry> load_full(std::string_view id) = 0;
     virtual util::result<void> update(const entry& e) = 0;
     virtual util::result<void> remove(std::string_view id) = 0;
 };
