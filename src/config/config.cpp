@@ -193,7 +193,7 @@ std::uint64_t read_integer(const json& value, const locus& at, std::uint64_t min
     if (value.is_number_float() && value.get<double>() >= 18446744073709551616.0)
         at.fail("an integer from " + std::to_string(min) + " to " + std::to_string(max), value);
     if (!value.is_number_unsigned())
-        at.fail("a positive integer", value);
+        at.fail(min == 0 ? "a non-negative integer" : "a positive integer", value);
     auto n = value.get<std::uint64_t>();
     if (n < min || n > max)
         at.fail("an integer from " + std::to_string(min) + " to " + std::to_string(max), value);
@@ -230,6 +230,10 @@ std::string_view choice_name(E value, const std::array<choice<E>, N>& choices)
 
 constexpr std::array<choice<listener_mode>, 1> listener_modes{{{"smtp", listener_mode::smtp}}};
 constexpr std::array<choice<log_level>, 2> log_levels{{{"info", log_level::info}, {"warn", log_level::warn}}};
+constexpr std::array<choice<tls_policy>, 4> tls_policies{{{"none", tls_policy::none}, {"may", tls_policy::may},
+    {"encrypt", tls_policy::encrypt}, {"verify", tls_policy::verify}}};
+constexpr std::array<choice<smarthost_tls>, 2> smarthost_tls_modes{{{"starttls", smarthost_tls::starttls},
+    {"implicit", smarthost_tls::implicit}}};
 
 // Adds key to seen, or fails: every list in the file refuses repeats, since a
 // repeat is at best redundant and at worst a typo for another entry.
@@ -238,6 +242,14 @@ void insert_unique(std::set<std::string>& seen, std::string key, const locus& at
 {
     if (!seen.insert(std::move(key)).second)
         at.fail(expected, got);
+}
+
+// How a key appeared in the file, for an error found by comparing keys once
+// their object is read: its value, or `absent` when it was not written.
+std::string written_or(const json& object, std::string_view key, std::string absent)
+{
+    auto it = object.find(std::string(key));
+    return it != object.end() ? render(*it) : std::move(absent);
 }
 
 // ---- objects: a table of known keys per object kind ----
@@ -298,42 +310,82 @@ ordered_json write_object(const T& in, const std::array<key_spec<T>, N>& keys)
 constexpr std::string_view listener_address_expected =
     "IP:PORT with an IP literal (IPv6 in brackets, as \"[::1]:25\") and a port from 1 to 65535";
 
-// "IPv4:port" or "[IPv6]:port". Host names are refused: the listener must
-// bind before DNS is up, and a name with several addresses is ambiguous.
-std::optional<listener> parse_listener_address(std::string_view spec)
+enum class host_rule { ip_literal, ip_or_domain };
+enum class port_rule { required, optional };
+
+struct endpoint {
+    std::string host;                  // canonical IP text ("0::1" → "::1"), or a domain name as written
+    std::optional<std::uint16_t> port; // absent only under port_rule::optional
+};
+
+// "IPv4:port", "[IPv6]:port" and, when the rules allow, "name:port", "IPv4"
+// or "[IPv6]". IPv6 needs its brackets: in "::1:25" the port is a guess.
+std::optional<endpoint> parse_endpoint(std::string_view spec, host_rule hosts, port_rule ports)
 {
-    std::string_view host;
-    std::string_view port;
+    // inet_pton stops at a NUL (JSON allows \u0000): "127.0.0.1\0junk" is no address.
+    if (spec.find('\0') != std::string_view::npos)
+        return std::nullopt;
+    std::string_view host = spec;
+    std::optional<std::string_view> port;
     int family = AF_INET;
     if (!spec.empty() && spec.front() == '[') {
-        auto close = spec.find("]:");
+        auto close = spec.find(']');
         if (close == std::string_view::npos)
             return std::nullopt;
         host = spec.substr(1, close - 1);
-        port = spec.substr(close + 2);
+        auto rest = spec.substr(close + 1);
+        if (!rest.empty()) {
+            if (rest.front() != ':')
+                return std::nullopt;
+            port = rest.substr(1);
+        }
         family = AF_INET6;
-    } else {
-        auto colon = spec.rfind(':');
-        if (colon == std::string_view::npos)
-            return std::nullopt;
+    } else if (auto colon = spec.rfind(':'); colon != std::string_view::npos) {
         host = spec.substr(0, colon);
         port = spec.substr(colon + 1);
     }
-    auto number = util::parse_uint(port);
-    if (!number || *number == 0 || *number > 65535)
+    endpoint e;
+    if (port) {
+        auto number = util::parse_uint(*port);
+        if (!number || *number == 0 || *number > 65535)
+            return std::nullopt;
+        e.port = static_cast<std::uint16_t>(*number);
+    } else if (ports == port_rule::required) {
         return std::nullopt;
+    }
     const std::string host_z(host); // inet_pton wants a NUL-terminated string
     in6_addr binary{};
-    if (::inet_pton(family, host_z.c_str(), &binary) != 1)
-        return std::nullopt;
-    // Canonical text ("0::1" → "::1") so duplicates compare equal.
-    std::array<char, INET6_ADDRSTRLEN> text{};
-    if (::inet_ntop(family, &binary, text.data(), text.size()) == nullptr)
+    if (::inet_pton(family, host_z.c_str(), &binary) == 1) {
+        // Canonical text ("0::1" → "::1") so duplicates compare equal.
+        std::array<char, INET6_ADDRSTRLEN> text{};
+        if (::inet_ntop(family, &binary, text.data(), text.size()) == nullptr)
+            return std::nullopt;
+        e.host = text.data();
+        return e;
+    }
+    // A name whose last label is all digits ("192.0.2.300") is a mistyped
+    // address, not a host name (RFC 3696 2: top-level domains are not numeric).
+    const auto last_label = host.substr(host.rfind('.') + 1);
+    const bool numeric =
+        std::all_of(last_label.begin(), last_label.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (hosts == host_rule::ip_or_domain && family == AF_INET && is_domain_name(host) && !numeric) {
+        e.host = std::string(host);
+        return e;
+    }
+    return std::nullopt;
+}
+
+// Host names are refused: the listener must bind before DNS is up, and a
+// name with several addresses is ambiguous.
+std::optional<listener> parse_listener_address(std::string_view spec)
+{
+    auto parsed = parse_endpoint(spec, host_rule::ip_literal, port_rule::required);
+    if (!parsed)
         return std::nullopt;
     listener l;
     l.spec = std::string(spec);
-    l.host = text.data();
-    l.port = static_cast<std::uint16_t>(*number);
+    l.host = std::move(parsed->host);
+    l.port = *parsed->port;
     return l;
 }
 
@@ -392,15 +444,13 @@ constexpr std::array<key_spec<user>, 1> user_keys{{
     {"address", &read_user_address, &write_user_address, &require_user_address},
 }};
 
-// ---- limits: one template per direction serves every limit ----
+// ---- numbers: one template per direction serves every numeric key ----
 
-void store(std::uint64_t& to, std::uint64_t n)
+template <class V>
+    requires std::is_unsigned_v<V>
+void store(V& to, std::uint64_t n)
 {
-    to = n;
-}
-void store(std::uint32_t& to, std::uint64_t n)
-{
-    to = static_cast<std::uint32_t>(n);
+    to = static_cast<V>(n);
 }
 void store(std::chrono::seconds& to, std::uint64_t n)
 {
@@ -424,43 +474,237 @@ constexpr std::uint64_t max_storable()
         return std::numeric_limits<V>::max();
 }
 
+// The struct a member pointer points into: limits for &limits::recipients.
+template <class M>
+struct owner_of_member;
+template <class T, class V>
+struct owner_of_member<V T::*> {
+    using type = T;
+};
+template <auto Member>
+using owner_of = typename owner_of_member<decltype(Member)>::type;
+
 template <auto Member, std::uint64_t Min, std::uint64_t Max>
-void read_limit(const json& value, const locus& at, limits& out)
+void read_number(const json& value, const locus& at, owner_of<Member>& out)
 {
     using stored = std::remove_cvref_t<decltype(out.*Member)>;
-    static_assert(Min >= 1 && Min <= Max && Max <= max_storable<stored>());
+    static_assert(Min <= Max && Max <= max_storable<stored>());
     store(out.*Member, read_integer(value, at, Min, Max));
 }
 
 template <auto Member>
-ordered_json write_limit(const limits& in)
+ordered_json write_number(const owner_of<Member>& in)
 {
     return load(in.*Member);
 }
+
+// ---- limits ----
 
 // The defaults are limits' member initialisers in config.hpp; the bounds are
 // here. Upper bounds catch unit mix-ups (milliseconds for seconds, bytes for
 // KiB), not deliberate choices.
 constexpr std::uint64_t max_timeout = 86400; // a day
 constexpr std::array<key_spec<limits>, 7> limit_keys{{
-    {"message_size", &read_limit<&limits::message_size, 1024, 4ull << 30>, &write_limit<&limits::message_size>,
+    {"message_size", &read_number<&limits::message_size, 1024, 4ull << 30>, &write_number<&limits::message_size>,
         nullptr},
-    {"recipients", &read_limit<&limits::recipients, 1, 100000>, &write_limit<&limits::recipients>, nullptr},
-    {"connections", &read_limit<&limits::connections, 1, 1000000>, &write_limit<&limits::connections>, nullptr},
-    {"connections_per_ip", &read_limit<&limits::connections_per_ip, 1, 1000000>,
-        &write_limit<&limits::connections_per_ip>, nullptr},
-    {"command_timeout_s", &read_limit<&limits::command_timeout, 1, max_timeout>,
-        &write_limit<&limits::command_timeout>, nullptr},
-    {"data_timeout_s", &read_limit<&limits::data_timeout, 1, max_timeout>, &write_limit<&limits::data_timeout>,
+    {"recipients", &read_number<&limits::recipients, 1, 100000>, &write_number<&limits::recipients>, nullptr},
+    {"connections", &read_number<&limits::connections, 1, 1000000>, &write_number<&limits::connections>, nullptr},
+    {"connections_per_ip", &read_number<&limits::connections_per_ip, 1, 1000000>,
+        &write_number<&limits::connections_per_ip>, nullptr},
+    {"command_timeout_s", &read_number<&limits::command_timeout, 1, max_timeout>,
+        &write_number<&limits::command_timeout>, nullptr},
+    {"data_timeout_s", &read_number<&limits::data_timeout, 1, max_timeout>, &write_number<&limits::data_timeout>,
         nullptr},
-    {"errors", &read_limit<&limits::errors, 1, 100000>, &write_limit<&limits::errors>, nullptr},
+    {"errors", &read_number<&limits::errors, 1, 100000>, &write_number<&limits::errors>, nullptr},
+}};
+
+// ---- outbound delivery: dns, queue, remote, relay ----
+
+constexpr std::string_view dns_server_expected = "an IP literal with an optional port (\"192.0.2.53\", "
+                                                 "\"192.0.2.53:5353\", \"[2001:db8::53]\", \"[2001:db8::53]:53\")";
+
+// Kept as written: the resolver hands the list to c-ares, which reads these
+// forms itself.
+void read_dns_servers(const json& value, const locus& at, dns_settings& out)
+{
+    const auto& items = read_array(value, at, "an array of name server addresses");
+    out.servers.clear();
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        const auto& spec = read_string(items[i], at.element(i), dns_server_expected);
+        auto parsed = parse_endpoint(spec, host_rule::ip_literal, port_rule::optional);
+        if (!parsed)
+            at.element(i).fail(dns_server_expected, items[i]);
+        // "192.0.2.53" and "192.0.2.53:53" are one server.
+        insert_unique(seen, parsed->host + "|" + std::to_string(parsed->port.value_or(53)), at.element(i),
+            "a server not already listed", items[i]);
+        out.servers.push_back(spec);
+    }
+}
+
+ordered_json write_dns_servers(const dns_settings& in)
+{
+    return in.servers;
+}
+
+constexpr std::array<key_spec<dns_settings>, 1> dns_keys{{
+    {"servers", &read_dns_servers, &write_dns_servers, nullptr}, // default: /etc/resolv.conf
+}};
+
+// The defaults are the member initialisers in config.hpp. A year bounds every
+// queue time: past it, the value is a unit mix-up (milliseconds).
+constexpr std::uint64_t max_queue_time = 31536000;
+constexpr std::array<key_spec<queue_settings>, 4> queue_keys{{
+    {"retry_initial_s", &read_number<&queue_settings::retry_initial, 1, max_queue_time>,
+        &write_number<&queue_settings::retry_initial>, nullptr},
+    {"retry_max_s", &read_number<&queue_settings::retry_max, 1, max_queue_time>,
+        &write_number<&queue_settings::retry_max>, nullptr},
+    {"give_up_s", &read_number<&queue_settings::give_up, 1, max_queue_time>, &write_number<&queue_settings::give_up>,
+        nullptr},
+    {"delay_warning_s", &read_number<&queue_settings::delay_warning, 0, max_queue_time>, // 0 = never
+        &write_number<&queue_settings::delay_warning>, nullptr},
+}};
+
+void read_tls_policy(const json& value, const locus& at, remote_settings& out)
+{
+    out.tls = read_choice(value, at, tls_policies);
+}
+
+ordered_json write_tls_policy(const remote_settings& in)
+{
+    return choice_name(in.tls, tls_policies);
+}
+
+void read_tls_policy_table(const json& value, const locus& at, remote_settings& out)
+{
+    if (!value.is_object())
+        at.fail("an object mapping domain names to TLS policies", value);
+    out.tls_policies.clear();
+    for (const auto& [key, policy] : value.items()) {
+        const locus entry = at.member(key);
+        const json written_key = key;
+        auto domain = util::to_lower(read_domain(written_key, entry));
+        if (out.tls_policies.count(domain) != 0)
+            entry.fail("a domain not already listed (keys ignore case)", written_key);
+        out.tls_policies.emplace(std::move(domain), read_choice(policy, entry, tls_policies));
+    }
+}
+
+ordered_json write_tls_policy_table(const remote_settings& in)
+{
+    ordered_json out = ordered_json::object();
+    for (const auto& [domain, policy] : in.tls_policies)
+        out[domain] = choice_name(policy, tls_policies);
+    return out;
+}
+
+constexpr std::array<key_spec<remote_settings>, 8> remote_keys{{
+    {"port", &read_number<&remote_settings::port, 1, 65535>, &write_number<&remote_settings::port>, nullptr},
+    {"concurrency", &read_number<&remote_settings::concurrency, 1, 100000>,
+        &write_number<&remote_settings::concurrency>, nullptr},
+    {"concurrency_per_domain", &read_number<&remote_settings::concurrency_per_domain, 1, 100000>,
+        &write_number<&remote_settings::concurrency_per_domain>, nullptr},
+    {"messages_per_connection", &read_number<&remote_settings::messages_per_connection, 1, 100000>,
+        &write_number<&remote_settings::messages_per_connection>, nullptr},
+    {"connect_timeout_s", &read_number<&remote_settings::connect_timeout, 1, max_timeout>,
+        &write_number<&remote_settings::connect_timeout>, nullptr},
+    {"command_timeout_s", &read_number<&remote_settings::command_timeout, 1, max_timeout>,
+        &write_number<&remote_settings::command_timeout>, nullptr},
+    {"tls_policy", &read_tls_policy, &write_tls_policy, nullptr},
+    {"tls_policies", &read_tls_policy_table, &write_tls_policy_table, nullptr},
+}};
+
+// relay's optional strings: null (or no key) means "not set", which the
+// struct holds as an empty string, so to_json can write every key and still
+// read back.
+ordered_json nullable(const std::string& s)
+{
+    return s.empty() ? ordered_json(nullptr) : ordered_json(s);
+}
+
+constexpr std::string_view smarthost_expected =
+    "HOST:PORT with a domain name or an IP literal (IPv6 in brackets, as \"[2001:db8::1]:587\") and a port "
+    "from 1 to 65535, or null";
+
+void read_smarthost(const json& value, const locus& at, relay_settings& out)
+{
+    out.smarthost.clear();
+    out.host.clear();
+    out.port = 0;
+    if (value.is_null())
+        return;
+    const auto& spec = read_string(value, at, smarthost_expected);
+    auto parsed = parse_endpoint(spec, host_rule::ip_or_domain, port_rule::required);
+    if (!parsed)
+        at.fail(smarthost_expected, value);
+    out.smarthost = spec;
+    out.host = std::move(parsed->host);
+    out.port = *parsed->port;
+}
+
+ordered_json write_smarthost(const relay_settings& in)
+{
+    return nullable(in.smarthost);
+}
+
+void read_smarthost_tls(const json& value, const locus& at, relay_settings& out)
+{
+    out.tls = read_choice(value, at, smarthost_tls_modes);
+}
+
+ordered_json write_smarthost_tls(const relay_settings& in)
+{
+    return choice_name(in.tls, smarthost_tls_modes);
+}
+
+constexpr std::string_view user_name_expected = "a user name (no control characters) or null";
+
+void read_relay_username(const json& value, const locus& at, relay_settings& out)
+{
+    out.username.clear();
+    if (value.is_null())
+        return;
+    const auto& s = read_string(value, at, user_name_expected);
+    // AUTH PLAIN separates its fields with NUL, and CR/LF would end the command.
+    const bool control = std::any_of(s.begin(), s.end(), [](char c) {
+        const auto octet = static_cast<unsigned char>(c);
+        return octet < 0x20 || octet == 0x7f;
+    });
+    if (s.empty() || control)
+        at.fail(user_name_expected, value);
+    out.username = s;
+}
+
+ordered_json write_relay_username(const relay_settings& in)
+{
+    return nullable(in.username);
+}
+
+// Only the path: the file may be readable by root alone, and the daemon
+// reads it after dropping privileges, when it connects.
+void read_relay_password_file(const json& value, const locus& at, relay_settings& out)
+{
+    out.password_file = value.is_null() ? std::string() : read_path(value, at);
+}
+
+ordered_json write_relay_password_file(const relay_settings& in)
+{
+    return nullable(in.password_file);
+}
+
+constexpr std::array<key_spec<relay_settings>, 4> relay_keys{{
+    {"smarthost", &read_smarthost, &write_smarthost, nullptr},        // default: deliver by MX
+    {"tls", &read_smarthost_tls, &write_smarthost_tls, nullptr},      // default: starttls
+    {"username", &read_relay_username, &write_relay_username, nullptr}, // default: no AUTH
+    {"password_file", &read_relay_password_file, &write_relay_password_file, nullptr},
 }};
 
 // ---- top level ----
 
 // Every default of an absent key, except the two derived from other keys
 // (hostname from the machine, local_domains from hostname: see their
-// `absent` functions) and limits (member initialisers in config.hpp).
+// `absent` functions) and those that are member initialisers in config.hpp
+// (limits, dns, queue, remote, relay; relay_networks is empty).
 settings defaults()
 {
     settings s;
@@ -642,6 +886,66 @@ ordered_json write_aliases(const settings& in)
     return out;
 }
 
+constexpr std::string_view network_expected =
+    "an IP address or network (\"192.0.2.0/24\", \"2001:db8::/32\"; prefix 0 to 32 for IPv4, 0 to 128 for IPv6)";
+
+// ADDRESS or ADDRESS/PREFIX, returned canonical with its prefix
+// ("10.0.0.0/8", "::1/128"), so the list reads back the same and repeats
+// are found whatever the spelling.
+std::string read_network(const json& value, const locus& at)
+{
+    const auto& s = read_string(value, at, network_expected);
+    const auto slash = s.find('/');
+    const std::string address = s.substr(0, slash);
+    const int family = address.find(':') == std::string::npos ? AF_INET : AF_INET6;
+    const unsigned bits = family == AF_INET ? 32 : 128;
+    in6_addr binary{};
+    // inet_pton stops at a NUL (JSON allows \u0000): "10.0.0.1\0junk" is no address.
+    if (address.find('\0') != std::string::npos || ::inet_pton(family, address.c_str(), &binary) != 1)
+        at.fail(network_expected, value);
+    unsigned prefix = bits;
+    if (slash != std::string::npos) {
+        auto number = util::parse_uint(std::string_view(s).substr(slash + 1));
+        if (!number || *number > bits)
+            at.fail(network_expected, value);
+        prefix = static_cast<unsigned>(*number);
+    }
+    // Clients reach us as IPv4 even on a dual-stack socket (the relay check
+    // unmaps ::ffff:a.b.c.d), so a mapped network would never match.
+    constexpr std::array<unsigned char, 12> mapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (family == AF_INET6 && std::equal(mapped.begin(), mapped.end(), binary.s6_addr))
+        at.fail("an IPv4 network written as IPv4 (\"192.0.2.0/24\"), not as IPv4-mapped IPv6", value);
+    in6_addr network = binary;
+    for (unsigned bit = prefix; bit < bits; ++bit)
+        network.s6_addr[bit / 8] = static_cast<std::uint8_t>(network.s6_addr[bit / 8] & ~(0x80u >> (bit % 8)));
+    std::array<char, INET6_ADDRSTRLEN> text{};
+    if (::inet_ntop(family, &network, text.data(), text.size()) == nullptr)
+        at.fail(network_expected, value);
+    std::string canonical = std::string(text.data()) + "/" + std::to_string(prefix);
+    // Postfix warns and masks; a set host bit is more likely a typo in the
+    // prefix than a wish for the wider network, so it is refused.
+    if (!std::equal(std::begin(network.s6_addr), std::end(network.s6_addr), std::begin(binary.s6_addr)))
+        at.fail("a network with no address bits set past its prefix (" + json_string(canonical) + ")", value);
+    return canonical;
+}
+
+void read_relay_networks(const json& value, const locus& at, settings& out)
+{
+    const auto& items = read_array(value, at, "an array of IP networks");
+    out.relay_networks.clear();
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        auto network = read_network(items[i], at.element(i));
+        insert_unique(seen, network, at.element(i), "a network not already listed", items[i]);
+        out.relay_networks.push_back(std::move(network));
+    }
+}
+
+ordered_json write_relay_networks(const settings& in)
+{
+    return in.relay_networks;
+}
+
 void read_limits(const json& value, const locus& at, settings& out)
 {
     read_object(value, at, limit_keys, out.lim);
@@ -650,6 +954,70 @@ void read_limits(const json& value, const locus& at, settings& out)
 ordered_json write_limits(const settings& in)
 {
     return write_object(in.lim, limit_keys);
+}
+
+void read_dns(const json& value, const locus& at, settings& out)
+{
+    read_object(value, at, dns_keys, out.dns);
+}
+
+ordered_json write_dns(const settings& in)
+{
+    return write_object(in.dns, dns_keys);
+}
+
+void read_queue(const json& value, const locus& at, settings& out)
+{
+    read_object(value, at, queue_keys, out.queue);
+    // Checked once both are known, so an absent retry_max_s is caught too.
+    const auto& q = out.queue;
+    if (q.retry_max < q.retry_initial)
+        at.member("retry_max_s")
+            .fail_text("at least retry_initial_s (" + std::to_string(load(q.retry_initial)) + ")",
+                written_or(value, "retry_max_s", std::to_string(load(q.retry_max)) + " (the default)"));
+}
+
+ordered_json write_queue(const settings& in)
+{
+    return write_object(in.queue, queue_keys);
+}
+
+void read_remote(const json& value, const locus& at, settings& out)
+{
+    read_object(value, at, remote_keys, out.remote);
+    const auto& r = out.remote;
+    if (r.concurrency_per_domain > r.concurrency)
+        at.member("concurrency_per_domain")
+            .fail_text("at most concurrency (" + std::to_string(r.concurrency) + ")",
+                written_or(value, "concurrency_per_domain",
+                    std::to_string(r.concurrency_per_domain) + " (the default)"));
+}
+
+ordered_json write_remote(const settings& in)
+{
+    return write_object(in.remote, remote_keys);
+}
+
+void read_relay(const json& value, const locus& at, settings& out)
+{
+    read_object(value, at, relay_keys, out.relay);
+    const auto& r = out.relay;
+    if (!r.username.empty() && r.password_file.empty())
+        at.member("password_file")
+            .fail_text(std::string(path_expected) + " (relay.username is set)",
+                written_or(value, "password_file", "nothing"));
+    if (r.username.empty() && !r.password_file.empty())
+        at.member("username")
+            .fail_text("a user name (relay.password_file is set)", written_or(value, "username", "nothing"));
+    // Credentials are only ever sent to a smarthost; without one they would
+    // be silently unused.
+    if (!r.username.empty() && r.smarthost.empty())
+        at.member("username").fail("null, as relay.smarthost is not set", value.at("username"));
+}
+
+ordered_json write_relay(const settings& in)
+{
+    return write_object(in.relay, relay_keys);
 }
 
 void read_log_level(const json& value, const locus& at, settings& out)
@@ -663,7 +1031,7 @@ ordered_json write_log_level(const settings& in)
 }
 
 // Order matters: a key is read after the keys it depends on.
-constexpr std::array<key_spec<settings>, 9> top_keys{{
+constexpr std::array<key_spec<settings>, 14> top_keys{{
     {"hostname", &read_hostname, &write_hostname, &default_hostname},
     {"spool_dir", &read_spool_dir, &write_spool_dir, nullptr},
     {"mail_root", &read_mail_root, &write_mail_root, nullptr},
@@ -671,7 +1039,12 @@ constexpr std::array<key_spec<settings>, 9> top_keys{{
     {"local_domains", &read_local_domains, &write_local_domains, &default_local_domains},
     {"users", &read_users, &write_users, nullptr},
     {"aliases", &read_aliases, &write_aliases, nullptr},
+    {"relay_networks", &read_relay_networks, &write_relay_networks, nullptr},
     {"limits", &read_limits, &write_limits, nullptr},
+    {"dns", &read_dns, &write_dns, nullptr},
+    {"queue", &read_queue, &write_queue, nullptr},
+    {"remote", &read_remote, &write_remote, nullptr},
+    {"relay", &read_relay, &write_relay, nullptr},
     {"log_level", &read_log_level, &write_log_level, nullptr},
 }};
 
@@ -774,7 +1147,9 @@ constexpr std::string_view embedded_text = R"({
   "spool_dir": "./var/spool",
   "mail_root": "./var/mail",
   // Loopback and an unprivileged port: runs without root, reachable by no one else.
-  "listeners": [ { "address": "127.0.0.1:2525", "mode": "smtp" } ]
+  "listeners": [ { "address": "127.0.0.1:2525", "mode": "smtp" } ],
+  // Local clients may relay, as Postfix's mynetworks_style = host.
+  "relay_networks": ["127.0.0.0/8", "::1/128"]
 })";
 
 struct file_closer {

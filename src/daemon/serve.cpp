@@ -5,6 +5,8 @@
 #include <system_error>
 
 #include "postern/delivery/local_agent.hpp"
+#include "postern/delivery/remote_agent.hpp"
+#include "postern/dns/ares_resolver.hpp"
 #include "postern/delivery/runner.hpp"
 #include "postern/log/log.hpp"
 #include "postern/net/asio.hpp"
@@ -24,13 +26,26 @@ int serve(const config::settings& s)
         route::table routes(s);
         queue::fs_store store(s.spool_dir);
         store.open();
-        delivery::local_agent agent(s.mail_root, s.hostname, routes, scheduler::retry_policy{});
-        delivery::runner runner(store, agent, clock, scheduler::retry_policy{});
+        const scheduler::retry_policy retry{s.queue.retry_initial, s.queue.retry_max, s.queue.give_up};
+
+        asio::io_context io(1);
+        dns::ares_resolver resolver(io, s.dns.servers, std::chrono::seconds(5), 2, clock);
+        delivery::local_agent agent(s.mail_root, s.hostname, routes, retry);
+        delivery::runner* runner_ptr = nullptr;
+        delivery::remote_agent remote(io, resolver, s, [&runner_ptr](delivery::remote_outcome o) {
+            runner_ptr->remote_done(std::move(o));
+        });
+        delivery::runner_options ropt;
+        ropt.retry = retry;
+        ropt.delay_warning = s.queue.delay_warning;
+        ropt.hostname = s.hostname;
+        ropt.remote = &remote;
+        delivery::runner runner(store, agent, clock, ropt);
+        runner_ptr = &runner;
         queue::group_committer committer(store, [&runner](std::vector<std::string> ids) {
             runner.notify(std::move(ids));
         });
 
-        asio::io_context io(1);
         server::smtp_server smtp(io, s, routes, committer, clock);
         smtp.bind();
 
@@ -40,6 +55,7 @@ int serve(const config::settings& s)
                 return;
             log::info("shutdown").kv("signal", sig);
             smtp.stop();
+            remote.stop();
             io.stop();
         });
 

@@ -3,12 +3,70 @@
 #include <algorithm>
 
 #include "postern/log/log.hpp"
+#include "postern/mail/address.hpp"
+#include "postern/smtp/dot_encoder.hpp"
+#include "postern/util/id.hpp"
+#include "postern/util/strings.hpp"
 
 namespace postern::delivery {
 
+namespace {
+
+runner_options with_retry(scheduler::retry_policy retry, std::size_t max_batch)
+{
+    runner_options o;
+    o.retry = retry;
+    o.max_batch = max_batch;
+    return o;
+}
+
+std::vector<queue::rcpt_state> states_of(const queue::entry& e)
+{
+    std::vector<queue::rcpt_state> s;
+    for (const auto& r : e.recipients)
+        s.push_back(r.state);
+    return s;
+}
+
+std::string domain_of(const std::string& address)
+{
+    auto at = address.rfind('@');
+    return at == std::string::npos ? std::string() : util::to_lower(address.substr(at + 1));
+}
+
+// "550 5.1.1 text" for Diagnostic-Code and last_error.
+std::string reply_text(const smtp::rcpt_result& r)
+{
+    std::string s = std::to_string(r.code);
+    if (!r.enhanced.empty())
+        s += " " + r.enhanced;
+    if (!r.text.empty())
+        s += " " + r.text;
+    return s;
+}
+
+// The enhanced code at the start of a last_error ("5.1.1 user unknown").
+std::string status_of(const std::string& last_error)
+{
+    auto sp = last_error.find(' ');
+    auto first = last_error.substr(0, sp);
+    if (first.size() == 3 && sp != std::string::npos) { // "550 5.1.1 ..."
+        auto rest = last_error.substr(sp + 1);
+        return rest.substr(0, rest.find(' '));
+    }
+    return first;
+}
+
+} // namespace
+
+runner::runner(queue::store& store, local_agent& agent, const util::clock& clock, runner_options opt)
+    : store_(store), agent_(agent), clock_(clock), opt_(std::move(opt))
+{
+}
+
 runner::runner(queue::store& store, local_agent& agent, const util::clock& clock,
                scheduler::retry_policy retry, std::size_t max_batch)
-    : store_(store), agent_(agent), clock_(clock), retry_(retry), max_batch_(max_batch)
+    : runner(store, agent, clock, with_retry(retry, max_batch))
 {
 }
 
@@ -38,6 +96,13 @@ void runner::notify(std::vector<std::string> ids)
     cv_.notify_one();
 }
 
+void runner::remote_done(remote_outcome o)
+{
+    std::lock_guard lk(mu_);
+    outcomes_.push_back(std::move(o));
+    cv_.notify_one();
+}
+
 void runner::stop()
 {
     {
@@ -58,20 +123,22 @@ void runner::run()
             if (stopping_)
                 return;
         }
-        auto n = std::min(recovered_.size(), max_batch_);
-        std::vector<std::string> batch(recovered_.begin(), recovered_.begin() + static_cast<std::ptrdiff_t>(n));
-        recovered_.erase(recovered_.begin(), recovered_.begin() + static_cast<std::ptrdiff_t>(n));
+        auto n = static_cast<std::ptrdiff_t>(std::min(recovered_.size(), opt_.max_batch));
+        std::vector<std::string> batch(recovered_.begin(), recovered_.begin() + n);
+        recovered_.erase(recovered_.begin(), recovered_.begin() + n);
         process(std::move(batch), true);
     }
     for (;;) {
         std::vector<std::string> batch;
+        std::deque<remote_outcome> outcomes;
         {
             std::unique_lock lk(mu_);
             for (;;) {
                 if (stopping_)
                     return;
+                outcomes.swap(outcomes_);
                 auto now = util::unix_seconds(clock_.now());
-                for (auto it = deferred_.begin(); it != deferred_.end() && batch.size() < max_batch_;) {
+                for (auto it = deferred_.begin(); it != deferred_.end() && batch.size() < opt_.max_batch;) {
                     if (it->second <= now) {
                         batch.push_back(it->first);
                         it = deferred_.erase(it);
@@ -79,11 +146,11 @@ void runner::run()
                         ++it;
                     }
                 }
-                while (!ready_.empty() && batch.size() < max_batch_) {
+                while (!ready_.empty() && batch.size() < opt_.max_batch) {
                     batch.push_back(std::move(ready_.front()));
                     ready_.pop_front();
                 }
-                if (!batch.empty())
+                if (!batch.empty() || !outcomes.empty())
                     break;
                 std::int64_t next = INT64_MAX;
                 for (const auto& [id, t] : deferred_)
@@ -94,8 +161,16 @@ void runner::run()
                     cv_.wait_for(lk, std::chrono::seconds(std::max<std::int64_t>(1, next - now)));
             }
         }
-        process(std::move(batch), false);
+        for (auto& o : outcomes)
+            apply(std::move(o));
+        if (!batch.empty())
+            process(std::move(batch), false);
     }
+}
+
+bool runner::in_flight(const std::string& id, const std::string& address) const
+{
+    return in_flight_.count({id, address}) > 0;
 }
 
 void runner::process(std::vector<std::string> ids, bool recovered)
@@ -113,41 +188,229 @@ void runner::process(std::vector<std::string> ids, bool recovered)
         }
         jobs.push_back({std::move(e->meta), std::move(e->message), recovered, false});
     }
+    std::vector<snapshot> before;
+    for (const auto& j : jobs)
+        before.push_back(states_of(j.entry));
     auto now = clock_.now();
     agent_.deliver(jobs, now);
-
-    std::vector<std::pair<std::string, std::int64_t>> later;
-    for (auto& j : jobs) {
-        auto& e = j.entry;
-        // Recipients outside our domains wait for the remote agent, which
-        // this build does not have yet: keep them queued on the backoff
-        // schedule rather than spinning.
-        auto now_s = util::unix_seconds(now);
-        for (auto& r : e.recipients) {
-            if (r.state == queue::rcpt_state::pending && r.next_attempt <= now_s) {
-                r.attempts++;
-                r.next_attempt = util::unix_seconds(scheduler::next_attempt(retry_, r.attempts, now));
-                r.last_error = "4.4.0 no remote delivery agent configured";
-                j.changed = true;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+        auto& j = jobs[i];
+        if (opt_.remote) {
+            dispatch_remote(j.entry, j.message, now);
+        } else {
+            // No remote agent: keep remote recipients queued on the backoff
+            // schedule rather than spinning.
+            auto now_s = util::unix_seconds(now);
+            for (auto& r : j.entry.recipients) {
+                if (r.state == queue::rcpt_state::pending && r.next_attempt <= now_s) {
+                    r.attempts++;
+                    r.next_attempt = util::unix_seconds(scheduler::next_attempt(opt_.retry, r.attempts, now));
+                    r.last_error = "4.4.0 no remote delivery agent configured";
+                    j.changed = true;
+                }
             }
         }
-        if (e.all_final()) {
-            if (auto r = store_.remove(e.id); !r)
-                log::error("queue_remove").kv("id", e.id).kv("error", r.error().message());
-            continue;
-        }
-        if (j.changed)
-            if (auto r = store_.update(e); !r)
-                log::error("queue_update").kv("id", e.id).kv("error", r.error().message());
-        std::int64_t next = INT64_MAX;
-        for (const auto& r : e.recipients)
-            if (r.state == queue::rcpt_state::pending)
-                next = std::min(next, r.next_attempt);
-        later.emplace_back(e.id, next);
+        finish(j.entry, j.message, before[i], j.changed, now);
     }
+}
+
+void runner::dispatch_remote(const queue::entry& e, const std::string& message, util::time_point now)
+{
+    const auto now_s = util::unix_seconds(now);
+    std::map<std::string, std::vector<std::string>> by_domain;
+    for (const auto& r : e.recipients) {
+        if (r.state != queue::rcpt_state::pending || r.next_attempt > now_s || in_flight(e.id, r.address))
+            continue;
+        // Only recipients the local agent left pending and that are not
+        // local: a remote domain (relay or alias target).
+        auto d = domain_of(r.address);
+        if (d.empty())
+            continue;
+        by_domain[d].push_back(r.address);
+    }
+    if (by_domain.empty())
+        return;
+    auto body = std::make_shared<std::string>();
+    body->reserve(message.size() + message.size() / 64 + 8);
+    smtp::dot_encode(message, *body);
+    for (auto& [domain, rcpts] : by_domain) {
+        remote_job j;
+        j.id = e.id;
+        j.domain = domain;
+        j.sender = e.sender;
+        j.recipients = rcpts;
+        j.smtputf8 = e.smtputf8;
+        j.eight_bit = e.eight_bit;
+        j.size = message.size();
+        j.body = body;
+        for (const auto& a : rcpts)
+            in_flight_.insert({e.id, a});
+        opt_.remote->submit(std::move(j));
+    }
+}
+
+void runner::apply(remote_outcome o)
+{
+    for (const auto& a : o.recipients)
+        in_flight_.erase({o.id, a});
+    auto loaded = store_.load_full(o.id);
+    if (!loaded) {
+        log::error("queue_load").kv("id", o.id).kv("error", loaded.error().message());
+        return;
+    }
+    auto& e = loaded->meta;
+    auto before = states_of(e);
+    auto now = clock_.now();
+    auto now_s = util::unix_seconds(now);
+    for (std::size_t i = 0; i < o.recipients.size() && i < o.results.size(); ++i) {
+        const auto& res = o.results[i];
+        for (auto& r : e.recipients) {
+            if (r.address != o.recipients[i] || r.state != queue::rcpt_state::pending)
+                continue;
+            const char* status = "sent";
+            if (res.code >= 200 && res.code < 300) {
+                r.state = queue::rcpt_state::done;
+            } else if (res.code >= 500) {
+                r.state = queue::rcpt_state::bounced;
+                r.last_error = reply_text(res);
+                status = "bounced";
+            } else {
+                r.attempts++;
+                r.next_attempt = util::unix_seconds(scheduler::next_attempt(opt_.retry, r.attempts, now));
+                r.last_error = reply_text(res);
+                status = "deferred";
+            }
+            if (!o.remote_mta.empty())
+                remote_mta_[e.id + "\n" + r.address] = o.remote_mta;
+            log::info("delivery")
+                .kv("id", e.id)
+                .kv("to", r.address)
+                .kv("status", status)
+                .kv("relay", o.remote_mta.empty() ? std::string("none") : o.remote_mta)
+                .kv("delay", static_cast<double>(now_s - e.received_at))
+                .kv("detail", reply_text(res));
+            break;
+        }
+    }
+    finish(e, loaded->message, before, true, now);
+}
+
+void runner::finish(queue::entry& e, const std::string& message, const snapshot& before, bool changed,
+                    util::time_point now)
+{
+    const auto now_s = util::unix_seconds(now);
+    // Past give_up a deferred recipient fails (RFC 3463 X.4.7: delivery time expired).
+    if (scheduler::expired(opt_.retry, util::from_unix_seconds(e.received_at), now)) {
+        for (auto& r : e.recipients) {
+            if (r.state == queue::rcpt_state::pending && !in_flight(e.id, r.address)) {
+                r.state = queue::rcpt_state::bounced;
+                r.last_error = "4.4.7 delivery time expired" +
+                               (r.last_error.empty() ? std::string() : " (last error: " + r.last_error + ")");
+                changed = true;
+                log::info("delivery").kv("id", e.id).kv("to", r.address).kv("status", "expired")
+                    .kv("detail", r.last_error);
+            }
+        }
+    }
+    std::vector<dsn_recipient> failed;
+    for (std::size_t i = 0; i < e.recipients.size(); ++i) {
+        const auto& r = e.recipients[i];
+        bool was_bounced = i < before.size() && before[i] == queue::rcpt_state::bounced;
+        if (r.state != queue::rcpt_state::bounced || was_bounced)
+            continue;
+        dsn_recipient d;
+        d.final_recipient = r.address;
+        d.action = dsn_action::failed;
+        d.status = status_of(r.last_error);
+        if (auto it = remote_mta_.find(e.id + "\n" + r.address); it != remote_mta_.end())
+            d.remote_mta = "dns; " + it->second;
+        d.diagnostic = r.last_error;
+        d.last_attempt = now_s;
+        failed.push_back(std::move(d));
+    }
+    if (!failed.empty())
+        send_dsn(e, message, std::move(failed), now);
+
+    // One "delayed" notice (RFC 3464 Action: delayed) once the message has
+    // waited delay_warning and recipients are still deferred.
+    if (opt_.delay_warning.count() > 0 && !e.delay_warned &&
+        now_s - e.received_at >= opt_.delay_warning.count()) {
+        std::vector<dsn_recipient> delayed;
+        for (const auto& r : e.recipients) {
+            if (r.state != queue::rcpt_state::pending || r.attempts == 0)
+                continue;
+            dsn_recipient d;
+            d.final_recipient = r.address;
+            d.action = dsn_action::delayed;
+            d.status = status_of(r.last_error);
+            d.diagnostic = r.last_error;
+            d.last_attempt = now_s;
+            d.will_retry_until = e.received_at + opt_.retry.give_up.count();
+            delayed.push_back(std::move(d));
+        }
+        if (!delayed.empty()) {
+            send_dsn(e, message, std::move(delayed), now);
+            e.delay_warned = true;
+            changed = true;
+        }
+    }
+
+    if (e.all_final()) {
+        for (const auto& r : e.recipients)
+            remote_mta_.erase(e.id + "\n" + r.address);
+        if (auto r = store_.remove(e.id); !r)
+            log::error("queue_remove").kv("id", e.id).kv("error", r.error().message());
+        return;
+    }
+    if (changed)
+        if (auto r = store_.update(e); !r)
+            log::error("queue_update").kv("id", e.id).kv("error", r.error().message());
+    std::int64_t next = INT64_MAX;
+    for (const auto& r : e.recipients)
+        if (r.state == queue::rcpt_state::pending && !in_flight(e.id, r.address))
+            next = std::min(next, r.next_attempt);
+    if (next != INT64_MAX) {
+        std::lock_guard lk(mu_);
+        deferred_[e.id] = next;
+    }
+}
+
+void runner::send_dsn(const queue::entry& e, const std::string& message, std::vector<dsn_recipient> rs,
+                      util::time_point now)
+{
+    if (e.sender.empty())
+        return; // RFC 5321 4.5.5: never a report about a report
+    queue::new_message m;
+    m.meta.id = util::make_queue_id(now);
+    bounce_input in;
+    in.reporting_mta = opt_.hostname;
+    in.original_sender = e.sender;
+    in.original_id = e.id;
+    in.arrival_date = e.received_at;
+    in.original_message = message;
+    in.recipients = std::move(rs);
+    auto text = build_dsn(in, now, m.meta.id);
+    if (!text)
+        return;
+    m.meta.sender = "";
+    m.meta.received_at = util::unix_seconds(now);
+    m.meta.size = text->size();
+    m.meta.helo = opt_.hostname;
+    m.meta.eight_bit = dsn_is_eight_bit(*text);
+    m.meta.smtputf8 = !mail::parse_address(e.sender) || !mail::parse_address(e.sender)->is_ascii();
+    queue::recipient to;
+    to.address = e.sender;
+    m.meta.recipients.push_back(std::move(to));
+    m.parts.push_back(std::move(*text));
+    auto results = store_.commit(std::span(&m, 1));
+    if (!results[0]) {
+        log::error("dsn").kv("id", e.id).kv("error", results[0].error().message());
+        return;
+    }
+    log::info("dsn").kv("id", e.id).kv("dsn_id", m.meta.id).kv("to", e.sender)
+        .kv("action", in.recipients.front().action == dsn_action::delayed ? "delayed" : "failed");
     std::lock_guard lk(mu_);
-    for (auto& [id, t] : later)
-        deferred_[id] = t;
+    ready_.push_back(m.meta.id);
 }
 
 } // namespace postern::delivery

@@ -7,6 +7,7 @@
 #include "postern/log/log.hpp"
 #include "postern/smtp/received.hpp"
 #include "postern/smtp/server_session.hpp"
+#include "postern/util/cidr.hpp"
 #include "postern/util/id.hpp"
 
 namespace postern::server {
@@ -24,6 +25,7 @@ struct smtp_server::shared {
     std::size_t connections = 0;
     std::map<std::string, std::uint32_t> per_ip;
     std::size_t* total = nullptr;
+    std::vector<util::cidr> relay_networks;
 };
 
 namespace {
@@ -89,7 +91,8 @@ void write_now(net::tcp::socket& sock, std::string& out)
     out.clear();
 }
 
-smtp::rcpt_verdict verdict_for(const route::table& routes, const mail::address& a)
+// may_relay: the client is in relay_networks (later: or authenticated).
+smtp::rcpt_verdict verdict_for(const route::table& routes, const mail::address& a, bool may_relay)
 {
     switch (routes.classify(a)) {
     case route::kind::local:
@@ -97,8 +100,11 @@ smtp::rcpt_verdict verdict_for(const route::table& routes, const mail::address& 
         return smtp::rcpt_verdict::accept;
     case route::kind::unknown_user:
         return smtp::rcpt_verdict::unknown_user;
-    case route::kind::remote:        // relaying comes with relay_networks/AUTH
-    case route::kind::routing_trick: // '%', '!', quoted '@': never relayed
+    case route::kind::remote:
+        // DESIGN promise 5: no open relay. An address literal is never relayed.
+        return may_relay && !a.is_address_literal() ? smtp::rcpt_verdict::accept
+                                                    : smtp::rcpt_verdict::relay_denied;
+    case route::kind::routing_trick: // '%', '!', quoted '@': never relayed, not even for us
         return smtp::rcpt_verdict::relay_denied;
     }
     return smtp::rcpt_verdict::relay_denied;
@@ -126,13 +132,16 @@ char read_buffer[65536];
 smtp_server::smtp_server(asio::io_context& io, const config::settings& cfg,
                          const route::table& routes, queue::group_committer& committer,
                          const util::clock& clock)
-    : st_(std::make_shared<shared>(shared{io, cfg, routes, committer, clock, {}, {}, 0, {}, nullptr}))
+    : st_(std::make_shared<shared>(shared{io, cfg, routes, committer, clock, {}, {}, 0, {}, nullptr, {}}))
 {
     st_->session_cfg.hostname = cfg.hostname;
     st_->session_cfg.max_message_size = cfg.lim.message_size;
     st_->session_cfg.max_recipients = cfg.lim.recipients;
     st_->session_cfg.max_errors = cfg.lim.errors;
     st_->total = &total_;
+    for (const auto& n : cfg.relay_networks)
+        if (auto c = util::cidr::parse(n))
+            st_->relay_networks.push_back(*c); // config validated every entry
 }
 
 void smtp_server::bind()
@@ -207,6 +216,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, net::tcp::
     c->sock.set_option(net::tcp::no_delay(true), ec);
 
     smtp::server_session s(st->session_cfg);
+    const bool may_relay = util::in_any(st->relay_networks, ip);
     const auto& lim = st->cfg.lim;
     ++*st->total;
     auto& per_ip = st->per_ip[ip];
@@ -257,7 +267,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, net::tcp::
                 break;
             }
             case smtp::event::check_rcpt:
-                s.answer_rcpt(verdict_for(st->routes, s.pending_rcpt()));
+                s.answer_rcpt(verdict_for(st->routes, s.pending_rcpt(), may_relay));
                 break;
             case smtp::event::commit: {
                 const auto& env = s.envelope();

@@ -1,10 +1,14 @@
 #include "postern/config/config.hpp"
 
 #include <array>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
+#include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <unistd.h>
 
@@ -87,6 +91,26 @@ void check_same(const settings& a, const settings& b)
     CHECK(a.lim.command_timeout == b.lim.command_timeout);
     CHECK(a.lim.data_timeout == b.lim.data_timeout);
     CHECK(a.lim.errors == b.lim.errors);
+    CHECK(a.relay_networks == b.relay_networks);
+    CHECK(a.dns.servers == b.dns.servers);
+    CHECK(a.queue.retry_initial == b.queue.retry_initial);
+    CHECK(a.queue.retry_max == b.queue.retry_max);
+    CHECK(a.queue.give_up == b.queue.give_up);
+    CHECK(a.queue.delay_warning == b.queue.delay_warning);
+    CHECK(a.remote.port == b.remote.port);
+    CHECK(a.remote.concurrency == b.remote.concurrency);
+    CHECK(a.remote.concurrency_per_domain == b.remote.concurrency_per_domain);
+    CHECK(a.remote.messages_per_connection == b.remote.messages_per_connection);
+    CHECK(a.remote.connect_timeout == b.remote.connect_timeout);
+    CHECK(a.remote.command_timeout == b.remote.command_timeout);
+    CHECK(a.remote.tls == b.remote.tls);
+    CHECK(a.remote.tls_policies == b.remote.tls_policies);
+    CHECK(a.relay.smarthost == b.relay.smarthost);
+    CHECK(a.relay.host == b.relay.host);
+    CHECK(a.relay.port == b.relay.port);
+    CHECK(a.relay.tls == b.relay.tls);
+    CHECK(a.relay.username == b.relay.username);
+    CHECK(a.relay.password_file == b.relay.password_file);
     CHECK(a.log == b.log);
 }
 
@@ -101,6 +125,14 @@ constexpr std::string_view full_example = R"({
   "aliases": { "PostMaster@Example.test": ["alice@example.test", "carol@remote.test"] },
   "limits": { "message_size": 1048576, "recipients": 10, "connections": 20,
               "connections_per_ip": 5, "command_timeout_s": 60, "data_timeout_s": 120, "errors": 3 },
+  "relay_networks": ["192.0.2.0/24", "2001:DB8::/32", "198.51.100.7", "::1"],
+  "dns": { "servers": ["127.0.0.1:5353", "[::1]", "192.0.2.53"] },
+  "queue": { "retry_initial_s": 60, "retry_max_s": 600, "give_up_s": 86400, "delay_warning_s": 0 },
+  "remote": { "port": 2525, "concurrency": 10, "concurrency_per_domain": 2, "messages_per_connection": 5,
+              "connect_timeout_s": 5, "command_timeout_s": 60, "tls_policy": "encrypt",
+              "tls_policies": { "Example.NET": "verify", "legacy.test": "none" } },
+  "relay": { "smarthost": "smtp.example.net:587", "tls": "implicit", "username": "mx1",
+             "password_file": "/etc/postern/relay.pass" },
   "log_level": "warn"
 })";
 
@@ -138,6 +170,29 @@ TEST_CASE("a full configuration parses to the values written")
     CHECK(s.lim.command_timeout == 60s);
     CHECK(s.lim.data_timeout == 120s);
     CHECK(s.lim.errors == 3);
+    // Networks are kept canonical, with their prefix.
+    CHECK(s.relay_networks ==
+        std::vector<std::string>{"192.0.2.0/24", "2001:db8::/32", "198.51.100.7/32", "::1/128"});
+    CHECK(s.dns.servers == std::vector<std::string>{"127.0.0.1:5353", "[::1]", "192.0.2.53"});
+    CHECK(s.queue.retry_initial == 60s);
+    CHECK(s.queue.retry_max == 600s);
+    CHECK(s.queue.give_up == 86400s);
+    CHECK(s.queue.delay_warning == 0s);
+    CHECK(s.remote.port == 2525);
+    CHECK(s.remote.concurrency == 10);
+    CHECK(s.remote.concurrency_per_domain == 2);
+    CHECK(s.remote.messages_per_connection == 5);
+    CHECK(s.remote.connect_timeout == 5s);
+    CHECK(s.remote.command_timeout == 60s);
+    CHECK(s.remote.tls == tls_policy::encrypt);
+    CHECK(s.remote.tls_policies ==
+        std::map<std::string, tls_policy>{{"example.net", tls_policy::verify}, {"legacy.test", tls_policy::none}});
+    CHECK(s.relay.smarthost == "smtp.example.net:587");
+    CHECK(s.relay.host == "smtp.example.net");
+    CHECK(s.relay.port == 587);
+    CHECK(s.relay.tls == smarthost_tls::implicit);
+    CHECK(s.relay.username == "mx1");
+    CHECK(s.relay.password_file == "/etc/postern/relay.pass");
     CHECK(s.log == log_level::warn);
 }
 
@@ -164,6 +219,26 @@ TEST_CASE("absent keys take their defaults")
         CHECK(s.lim.command_timeout == 300s);
         CHECK(s.lim.data_timeout == 600s);
         CHECK(s.lim.errors == 20);
+        CHECK(s.relay_networks.empty()); // no relaying without AUTH unless the file says so
+        CHECK(s.dns.servers.empty());    // /etc/resolv.conf
+        CHECK(s.queue.retry_initial == 300s);
+        CHECK(s.queue.retry_max == 3600s);
+        CHECK(s.queue.give_up == 432000s);
+        CHECK(s.queue.delay_warning == 14400s);
+        CHECK(s.remote.port == 25);
+        CHECK(s.remote.concurrency == 100);
+        CHECK(s.remote.concurrency_per_domain == 20);
+        CHECK(s.remote.messages_per_connection == 100);
+        CHECK(s.remote.connect_timeout == 30s);
+        CHECK(s.remote.command_timeout == 300s);
+        CHECK(s.remote.tls == tls_policy::may);
+        CHECK(s.remote.tls_policies.empty());
+        CHECK(s.relay.smarthost.empty()); // deliver by MX
+        CHECK(s.relay.host.empty());
+        CHECK(s.relay.port == 0);
+        CHECK(s.relay.tls == smarthost_tls::starttls);
+        CHECK(s.relay.username.empty());
+        CHECK(s.relay.password_file.empty());
         CHECK(s.log == log_level::info);
     }
     SUBCASE("local_domains defaults to the configured hostname, lower-cased")
@@ -178,6 +253,26 @@ TEST_CASE("absent keys take their defaults")
         CHECK(s.lim.recipients == 7);
         CHECK(s.lim.errors == 20);
         CHECK(s.lim.message_size == 36700160);
+    }
+    SUBCASE("absent keys of the outbound objects keep their defaults beside given ones")
+    {
+        auto s = parse(R"({"queue": {"give_up_s": 3600}, "remote": {"tls_policy": "none"},
+                           "relay": {"smarthost": "192.0.2.1:25"}, "dns": {}})",
+            src);
+        CHECK(s.queue.give_up == 3600s);
+        CHECK(s.queue.retry_initial == 300s);
+        CHECK(s.remote.tls == tls_policy::none);
+        CHECK(s.remote.concurrency == 100);
+        CHECK(s.relay.tls == smarthost_tls::starttls);
+        CHECK(s.relay.username.empty());
+        CHECK(s.dns.servers.empty());
+    }
+    SUBCASE("null leaves relay's optional strings unset")
+    {
+        auto s = parse(R"({"relay": {"smarthost": null, "username": null, "password_file": null}})", src);
+        CHECK(s.relay.smarthost.empty());
+        CHECK(s.relay.username.empty());
+        CHECK(s.relay.password_file.empty());
     }
 }
 
@@ -218,7 +313,8 @@ TEST_CASE("errors name the source, the key path and what was expected")
     {
         CHECK(error_of(R"({"frobnicate": 1})") ==
             "/tmp/x.json: frobnicate: expected one of the known keys (hostname, spool_dir, mail_root, listeners, "
-            R"(local_domains, users, aliases, limits, log_level), got unknown key "frobnicate")");
+            "local_domains, users, aliases, relay_networks, limits, dns, queue, remote, relay, log_level), "
+            R"(got unknown key "frobnicate")");
     }
     SUBCASE("an alias key outside the local domains")
     {
@@ -246,7 +342,8 @@ TEST_CASE("errors name the source, the key path and what was expected")
     {
         CHECK(error_of("[1, 2]") ==
             "/tmp/x.json: top level: expected an object (keys: hostname, spool_dir, mail_root, listeners, "
-            "local_domains, users, aliases, limits, log_level), got [1,2]");
+            "local_domains, users, aliases, relay_networks, limits, dns, queue, remote, relay, log_level), "
+            "got [1,2]");
     }
     SUBCASE("a long value is shortened")
     {
@@ -274,6 +371,18 @@ TEST_CASE("unknown keys are refused at every level")
         {R"({"users": [{"address": "a@localhost", "password": "x"}], "local_domains": ["localhost"]})",
             R"(/tmp/x.json: users[0].password: expected one of the known keys (address), got unknown key "password")"},
         {R"({"Hostname": "x"})", R"(/tmp/x.json: ["Hostname"]: expected one of the known keys)"},
+        {R"({"dns": {"server": ["127.0.0.1"]}})",
+            R"(/tmp/x.json: dns.server: expected one of the known keys (servers), got unknown key "server")"},
+        {R"({"queue": {"retry_s": 60}})",
+            "/tmp/x.json: queue.retry_s: expected one of the known keys (retry_initial_s, retry_max_s, give_up_s, "
+            "delay_warning_s), got unknown key \"retry_s\""},
+        {R"({"remote": {"tls": "may"}})",
+            "/tmp/x.json: remote.tls: expected one of the known keys (port, concurrency, concurrency_per_domain, "
+            "messages_per_connection, connect_timeout_s, command_timeout_s, tls_policy, tls_policies), "
+            "got unknown key \"tls\""},
+        {R"({"relay": {"password": "secret"}})",
+            "/tmp/x.json: relay.password: expected one of the known keys (smarthost, tls, username, password_file), "
+            "got unknown key \"password\""},
     };
     for (const auto& v : variants) {
         CAPTURE(v.text);
@@ -319,6 +428,42 @@ TEST_CASE("wrong JSON types are refused for every key")
         {"/limits/data_timeout_s", 600.0, "limits.data_timeout_s: expected a positive integer, got 600.0"},
         {"/limits/errors", nlohmann::json::object(), "limits.errors: expected a positive integer, got {}"},
         {"/log_level", 1, "log_level: expected one of \"info\", \"warn\", got 1"},
+        {"/relay_networks", "127.0.0.0/8", "relay_networks: expected an array of IP networks, got \"127.0.0.0/8\""},
+        {"/relay_networks/0", 127, "relay_networks[0]: expected an IP address or network"},
+        {"/dns", nlohmann::json::array(), "dns: expected an object (keys: servers), got []"},
+        {"/dns/servers", "127.0.0.1", "dns.servers: expected an array of name server addresses, got \"127.0.0.1\""},
+        {"/dns/servers/0", 53, "dns.servers[0]: expected an IP literal with an optional port"},
+        {"/queue", true, "queue: expected an object (keys: retry_initial_s, retry_max_s, give_up_s, delay_warning_s)"},
+        {"/queue/retry_initial_s", "5m", "queue.retry_initial_s: expected a positive integer, got \"5m\""},
+        {"/queue/retry_max_s", 3600.5, "queue.retry_max_s: expected a positive integer, got 3600.5"},
+        {"/queue/give_up_s", nullptr, "queue.give_up_s: expected a positive integer, got null"},
+        {"/queue/delay_warning_s", false, "queue.delay_warning_s: expected a non-negative integer, got false"},
+        {"/remote", "mx", "remote: expected an object (keys: port, concurrency,"},
+        {"/remote/port", "25", "remote.port: expected a positive integer, got \"25\""},
+        {"/remote/concurrency", 1.0, "remote.concurrency: expected a positive integer, got 1.0"},
+        {"/remote/concurrency_per_domain", "x", "remote.concurrency_per_domain: expected a positive integer"},
+        {"/remote/messages_per_connection", nullptr, "remote.messages_per_connection: expected a positive integer"},
+        {"/remote/connect_timeout_s", "30s", "remote.connect_timeout_s: expected a positive integer, got \"30s\""},
+        {"/remote/command_timeout_s", true, "remote.command_timeout_s: expected a positive integer, got true"},
+        {"/remote/tls_policy", "must",
+            "remote.tls_policy: expected one of \"none\", \"may\", \"encrypt\", \"verify\", got \"must\""},
+        {"/remote/tls_policy", true,
+            "remote.tls_policy: expected one of \"none\", \"may\", \"encrypt\", \"verify\", got true"},
+        {"/remote/tls_policies", nlohmann::json::array(),
+            "remote.tls_policies: expected an object mapping domain names to TLS policies, got []"},
+        {"/remote/tls_policies/example.net", "dane",
+            "remote.tls_policies[\"example.net\"]: expected one of \"none\", \"may\", \"encrypt\", \"verify\", "
+            "got \"dane\""},
+        {"/remote/tls_policies/not a domain", "may",
+            "remote.tls_policies[\"not a domain\"]: expected a domain name, got \"not a domain\""},
+        {"/relay", "smtp.example.net:587", "relay: expected an object (keys: smarthost, tls, username, password_file)"},
+        {"/relay/smarthost", 587, "relay.smarthost: expected HOST:PORT with a domain name or an IP literal"},
+        {"/relay/tls", "ssl", "relay.tls: expected one of \"starttls\", \"implicit\", got \"ssl\""},
+        {"/relay/username", 7, "relay.username: expected a user name (no control characters) or null, got 7"},
+        {"/relay/username", "", "relay.username: expected a user name (no control characters) or null, got \"\""},
+        {"/relay/username", "a\r\nQUIT", "relay.username: expected a user name (no control characters) or null"},
+        {"/relay/password_file", "", "relay.password_file: expected a non-empty path, got \"\""},
+        {"/relay/password_file", 0, "relay.password_file: expected a non-empty path, got 0"},
     };
     for (const auto& v : variants) {
         CAPTURE(v.key_path);
@@ -398,6 +543,265 @@ TEST_CASE("listener addresses are an IP literal and a port")
             CHECK(s.listeners[0].host == g.host);
             CHECK(s.listeners[0].port == g.port);
         }
+    }
+}
+
+TEST_CASE("outbound numbers outside their bounds are refused")
+{
+    struct variant {
+        std::string_view key_path; // JSON pointer
+        nlohmann::json value;
+        std::string_view expected;
+    };
+    const variant variants[] = {
+        {"/queue/retry_initial_s", 0, "queue.retry_initial_s: expected an integer from 1 to 31536000, got 0"},
+        {"/queue/retry_max_s", 31536001, "queue.retry_max_s: expected an integer from 1 to 31536000, got 31536001"},
+        {"/queue/give_up_s", 0, "queue.give_up_s: expected an integer from 1 to 31536000, got 0"},
+        {"/queue/give_up_s", -1, "queue.give_up_s: expected an integer from 1 to 31536000, got -1"},
+        {"/queue/delay_warning_s", -1, "queue.delay_warning_s: expected an integer from 0 to 31536000, got -1"},
+        {"/queue/delay_warning_s", 432000000,
+            "queue.delay_warning_s: expected an integer from 0 to 31536000, got 432000000"},
+        {"/remote/port", 0, "remote.port: expected an integer from 1 to 65535, got 0"},
+        {"/remote/port", 65536, "remote.port: expected an integer from 1 to 65535, got 65536"},
+        {"/remote/concurrency", 0, "remote.concurrency: expected an integer from 1 to 100000, got 0"},
+        {"/remote/concurrency_per_domain", 0,
+            "remote.concurrency_per_domain: expected an integer from 1 to 100000, got 0"},
+        {"/remote/messages_per_connection", 100001,
+            "remote.messages_per_connection: expected an integer from 1 to 100000, got 100001"},
+        {"/remote/connect_timeout_s", 0, "remote.connect_timeout_s: expected an integer from 1 to 86400, got 0"},
+        {"/remote/command_timeout_s", 300000,
+            "remote.command_timeout_s: expected an integer from 1 to 86400, got 300000"},
+    };
+    for (const auto& v : variants) {
+        CAPTURE(v.key_path);
+        CHECK(error_of(with(std::string(v.key_path), v.value)) == "/tmp/x.json: " + std::string(v.expected));
+    }
+    SUBCASE("the bounds themselves are accepted")
+    {
+        auto s = parse(R"({"queue": {"retry_initial_s": 1, "retry_max_s": 31536000, "give_up_s": 31536000,
+                                     "delay_warning_s": 0},
+                           "remote": {"port": 65535, "concurrency": 100000, "concurrency_per_domain": 100000,
+                                      "messages_per_connection": 1, "connect_timeout_s": 86400,
+                                      "command_timeout_s": 1}})",
+            src);
+        CHECK(s.queue.retry_initial == 1s);
+        CHECK(s.queue.retry_max == 31536000s);
+        CHECK(s.queue.delay_warning == 0s);
+        CHECK(s.remote.port == 65535);
+        CHECK(s.remote.concurrency_per_domain == 100000);
+        CHECK(s.remote.connect_timeout == 86400s);
+    }
+}
+
+TEST_CASE("keys bounded by another key of their object are checked together")
+{
+    SUBCASE("retry_max_s below retry_initial_s")
+    {
+        CHECK(error_of(R"({"queue": {"retry_initial_s": 600, "retry_max_s": 300}})") ==
+            "/tmp/x.json: queue.retry_max_s: expected at least retry_initial_s (600), got 300");
+    }
+    SUBCASE("retry_initial_s above the default retry_max_s, retry_max_s absent")
+    {
+        CHECK(error_of(R"({"queue": {"retry_initial_s": 7200}})") ==
+            "/tmp/x.json: queue.retry_max_s: expected at least retry_initial_s (7200), got 3600 (the default)");
+    }
+    SUBCASE("retry_max_s equal to retry_initial_s: a fixed interval")
+    {
+        auto s = parse(R"({"queue": {"retry_initial_s": 900, "retry_max_s": 900}})", src);
+        CHECK(s.queue.retry_initial == 900s);
+        CHECK(s.queue.retry_max == 900s);
+    }
+    SUBCASE("concurrency_per_domain above concurrency")
+    {
+        CHECK(error_of(R"({"remote": {"concurrency": 10, "concurrency_per_domain": 11}})") ==
+            "/tmp/x.json: remote.concurrency_per_domain: expected at most concurrency (10), got 11");
+    }
+    SUBCASE("concurrency below the default concurrency_per_domain, concurrency_per_domain absent")
+    {
+        CHECK(error_of(R"({"remote": {"concurrency": 5}})") ==
+            "/tmp/x.json: remote.concurrency_per_domain: expected at most concurrency (5), got 20 (the default)");
+    }
+    SUBCASE("concurrency_per_domain equal to concurrency")
+    {
+        CHECK(parse(R"({"remote": {"concurrency": 5, "concurrency_per_domain": 5}})", src)
+                  .remote.concurrency_per_domain == 5);
+    }
+    SUBCASE("relay username without password_file")
+    {
+        CHECK(error_of(R"({"relay": {"smarthost": "smtp.example.net:587", "username": "mx1"}})") ==
+            "/tmp/x.json: relay.password_file: expected a non-empty path (relay.username is set), got nothing");
+        CHECK(error_of(R"({"relay": {"smarthost": "smtp.example.net:587", "username": "mx1",
+                                     "password_file": null}})") ==
+            "/tmp/x.json: relay.password_file: expected a non-empty path (relay.username is set), got null");
+    }
+    SUBCASE("relay password_file without username")
+    {
+        CHECK(error_of(R"({"relay": {"smarthost": "smtp.example.net:587", "password_file": "/etc/p"}})") ==
+            "/tmp/x.json: relay.username: expected a user name (relay.password_file is set), got nothing");
+    }
+    SUBCASE("relay credentials without a smarthost")
+    {
+        CHECK(error_of(R"({"relay": {"username": "mx1", "password_file": "/etc/p"}})") ==
+            R"(/tmp/x.json: relay.username: expected null, as relay.smarthost is not set, got "mx1")");
+    }
+    SUBCASE("the password file is not read at parse time")
+    {
+        auto s = parse(R"({"relay": {"smarthost": "smtp.example.net:587", "username": "mx1",
+                                     "password_file": "/nonexistent/relay.pass"}})",
+            src);
+        CHECK(s.relay.password_file == "/nonexistent/relay.pass");
+    }
+}
+
+TEST_CASE("relay networks are IP networks with no host bits set")
+{
+    auto network_error = [](std::string_view network) {
+        return error_of(R"({"relay_networks": [)" + nlohmann::json(network).dump() + "]}");
+    };
+    SUBCASE("accepted, kept canonical with their prefix")
+    {
+        struct good {
+            std::string_view written;
+            std::string_view kept;
+        };
+        for (const auto& g : {good{"127.0.0.0/8", "127.0.0.0/8"}, good{"::1/128", "::1/128"},
+                 good{"fe80::/10", "fe80::/10"}, good{"192.0.2.7", "192.0.2.7/32"}, good{"::1", "::1/128"},
+                 good{"0.0.0.0/0", "0.0.0.0/0"}, good{"::/0", "::/0"}, good{"10.128.0.0/9", "10.128.0.0/9"},
+                 good{"2001:DB8:0:0::/64", "2001:db8::/64"}, good{"192.0.2.0/024", "192.0.2.0/24"}}) {
+            CAPTURE(g.written);
+            auto s = parse(R"({"relay_networks": [)" + nlohmann::json(g.written).dump() + "]}", src);
+            CHECK(s.relay_networks == std::vector<std::string>{std::string(g.kept)});
+        }
+    }
+    SUBCASE("refused as malformed")
+    {
+        const std::initializer_list<std::string_view> malformed = {"10.0.0.1/33", "10.0.0.0/8x", "::1/129",
+            "not-an-ip", "10.0.0.0/", "/8", "10.0.0.0/-1", "10.0.0/8", "[::1]/128", "fe80::1%eth0/128", "10.0.0.0 /8",
+            "", "10.0.0.0/8/8", std::string_view("10.0.0.0\0/8", 11)};
+        for (std::string_view bad : malformed) {
+            CAPTURE(bad);
+            CHECK(network_error(bad) ==
+                "/tmp/x.json: relay_networks[0]: expected an IP address or network (\"192.0.2.0/24\", "
+                "\"2001:db8::/32\"; prefix 0 to 32 for IPv4, 0 to 128 for IPv6), got " +
+                    nlohmann::json(bad).dump());
+        }
+    }
+    SUBCASE("refused with host bits set past the prefix, naming the network meant")
+    {
+        CHECK(network_error("10.1.0.0/8") == "/tmp/x.json: relay_networks[0]: expected a network with no address "
+                                             R"(bits set past its prefix ("10.0.0.0/8"), got "10.1.0.0/8")");
+        CHECK(network_error("192.0.2.1/24") == "/tmp/x.json: relay_networks[0]: expected a network with no address "
+                                               R"(bits set past its prefix ("192.0.2.0/24"), got "192.0.2.1/24")");
+        CHECK(network_error("2001:db8::1/64") == "/tmp/x.json: relay_networks[0]: expected a network with no address "
+                                                 R"(bits set past its prefix ("2001:db8::/64"), got "2001:db8::1/64")");
+        CHECK(network_error("fe80::1/10").find(R"(prefix ("fe80::/10"), got "fe80::1/10")") != std::string::npos);
+    }
+    SUBCASE("refused as IPv4-mapped IPv6")
+    {
+        CHECK(network_error("::ffff:192.0.2.0/120") ==
+            "/tmp/x.json: relay_networks[0]: expected an IPv4 network written as IPv4 (\"192.0.2.0/24\"), not as "
+            R"(IPv4-mapped IPv6, got "::ffff:192.0.2.0/120")");
+    }
+    SUBCASE("refused when listed twice, in any spelling")
+    {
+        CHECK(error_of(R"({"relay_networks": ["::1", "0::1/128"]})") ==
+            R"(/tmp/x.json: relay_networks[1]: expected a network not already listed, got "0::1/128")");
+    }
+    SUBCASE("an empty list allows no one")
+    {
+        CHECK(parse(R"({"relay_networks": []})", src).relay_networks.empty());
+    }
+}
+
+TEST_CASE("DNS servers are IP literals with an optional port")
+{
+    SUBCASE("accepted, kept as written")
+    {
+        for (std::string_view good : {"127.0.0.1", "127.0.0.1:5353", "[::1]", "[::1]:53", "[2001:db8::53]:5353"}) {
+            CAPTURE(good);
+            auto s = parse(R"({"dns": {"servers": [)" + nlohmann::json(good).dump() + "]}}", src);
+            CHECK(s.dns.servers == std::vector<std::string>{std::string(good)});
+        }
+    }
+    SUBCASE("refused")
+    {
+        for (std::string_view bad : {"ns.example.net", "ns.example.net:53", "::1", "::1:53", "[::1]53",
+                 "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:", "[127.0.0.1]", "", "1.2.3", ":53", "[::1",
+                 "8.8.8.8 "}) {
+            CAPTURE(bad);
+            CHECK(error_of(R"({"dns": {"servers": [)" + nlohmann::json(bad).dump() + "]}}") ==
+                "/tmp/x.json: dns.servers[0]: expected an IP literal with an optional port (\"192.0.2.53\", "
+                "\"192.0.2.53:5353\", \"[2001:db8::53]\", \"[2001:db8::53]:53\"), got " +
+                    nlohmann::json(bad).dump());
+        }
+    }
+    SUBCASE("the same server twice, with and without the default port")
+    {
+        CHECK(error_of(R"({"dns": {"servers": ["192.0.2.53", "192.0.2.53:53"]}})") ==
+            R"(/tmp/x.json: dns.servers[1]: expected a server not already listed, got "192.0.2.53:53")");
+    }
+}
+
+TEST_CASE("a smarthost is a host and a port")
+{
+    SUBCASE("accepted")
+    {
+        struct good {
+            std::string_view spec;
+            std::string_view host;
+            std::uint16_t port;
+        };
+        for (const auto& g : {good{"smtp.example.net:587", "smtp.example.net", 587},
+                 good{"[2001:db8::1]:465", "2001:db8::1", 465}, good{"192.0.2.1:25", "192.0.2.1", 25},
+                 good{"localhost:2525", "localhost", 2525}, good{"[2001:DB8:0::1]:1", "2001:db8::1", 1},
+                 good{"relay-1.example.net:65535", "relay-1.example.net", 65535}}) {
+            CAPTURE(g.spec);
+            auto s = parse(R"({"relay": {"smarthost": )" + nlohmann::json(g.spec).dump() + "}}", src);
+            CHECK(s.relay.smarthost == g.spec);
+            CHECK(s.relay.host == g.host);
+            CHECK(s.relay.port == g.port);
+        }
+    }
+    SUBCASE("refused")
+    {
+        for (std::string_view bad : {"smtp.example.net", ":25", "host:0", "host:99999", "", "[2001:db8::1]",
+                 "2001:db8::1:25", "[smtp.example.net]:25", "smtp example.net:25", "smtp.example.net:25x",
+                 "192.0.2.300:25", "-smtp.example.net:25", "smtp.example.net.:25", "host:"}) {
+            CAPTURE(bad);
+            CHECK(error_of(R"({"relay": {"smarthost": )" + nlohmann::json(bad).dump() + "}}") ==
+                "/tmp/x.json: relay.smarthost: expected HOST:PORT with a domain name or an IP literal (IPv6 in "
+                "brackets, as \"[2001:db8::1]:587\") and a port from 1 to 65535, or null, got " +
+                    nlohmann::json(bad).dump());
+        }
+    }
+    SUBCASE("implicit TLS")
+    {
+        auto s = parse(R"({"relay": {"smarthost": "smtp.example.net:465", "tls": "implicit"}})", src);
+        CHECK(s.relay.tls == smarthost_tls::implicit);
+    }
+}
+
+TEST_CASE("per-domain TLS policies are keyed by lower-cased domain names")
+{
+    SUBCASE("accepted")
+    {
+        auto s = parse(R"({"remote": {"tls_policy": "verify", "tls_policies":
+                                      {"Example.NET": "may", "old.test": "none", "x.test": "encrypt"}}})",
+            src);
+        CHECK(s.remote.tls == tls_policy::verify);
+        CHECK(s.remote.tls_policies == std::map<std::string, tls_policy>{{"example.net", tls_policy::may},
+                                           {"old.test", tls_policy::none}, {"x.test", tls_policy::encrypt}});
+    }
+    SUBCASE("a domain listed twice in different cases")
+    {
+        auto e = error_of(R"({"remote": {"tls_policies": {"example.net": "may", "EXAMPLE.net": "verify"}}})");
+        CHECK(e.find("/tmp/x.json: remote.tls_policies[") == 0);
+        CHECK(e.find("expected a domain not already listed (keys ignore case)") != std::string::npos);
+    }
+    SUBCASE("a key that is not a domain name")
+    {
+        CHECK(error_of(R"({"remote": {"tls_policies": {"[192.0.2.1]": "may"}}})") ==
+            R"(/tmp/x.json: remote.tls_policies["[192.0.2.1]"]: expected a domain name, got "[192.0.2.1]")");
     }
 }
 
@@ -547,6 +951,10 @@ TEST_CASE("the embedded default serves a developer's checkout")
         CHECK(s.lim.recipients == limits{}.recipients);
         CHECK(s.lim.command_timeout == limits{}.command_timeout);
         CHECK(s.log == log_level::info);
+        // Local clients may relay, as Postfix's mynetworks_style = host.
+        CHECK(s.relay_networks == std::vector<std::string>{"127.0.0.0/8", "::1/128"});
+        CHECK(s.relay.smarthost.empty());
+        CHECK(s.dns.servers.empty());
     }
     SUBCASE("on a host called localhost")
     {
@@ -601,6 +1009,14 @@ TEST_CASE("the example conf/postern.json is a valid configuration")
     CHECK(s.users[0].address == "alice@example.test");
     CHECK(s.users[1].address == "bob@example.test");
     CHECK(s.aliases.at("postmaster@example.test") == std::vector<std::string>{"alice@example.test"});
+    // An MX, not a relay: no open networks, delivery by MX with the defaults.
+    CHECK(s.relay_networks.empty());
+    CHECK(s.dns.servers.empty());
+    CHECK(s.relay.smarthost.empty());
+    CHECK(s.relay.username.empty());
+    CHECK(s.remote.port == 25);
+    CHECK(s.remote.tls == tls_policy::may);
+    CHECK(s.queue.give_up == 432000s);
 }
 
 TEST_CASE("to_json gives back the same settings")
@@ -608,6 +1024,17 @@ TEST_CASE("to_json gives back the same settings")
     SUBCASE("a full configuration")
     {
         auto s = parse(full_example, src);
+        check_same(parse(to_json(s), src), s);
+        const auto doc = nlohmann::json::parse(to_json(s));
+        CHECK(doc["relay_networks"] ==
+            nlohmann::json::parse(R"(["192.0.2.0/24", "2001:db8::/32", "198.51.100.7/32", "::1/128"])"));
+        CHECK(doc["remote"]["tls_policies"] ==
+            nlohmann::json::parse(R"({"example.net": "verify", "legacy.test": "none"})"));
+        CHECK(doc["relay"]["smarthost"] == "smtp.example.net:587");
+    }
+    SUBCASE("a smarthost given as an IPv6 literal")
+    {
+        auto s = parse(R"({"relay": {"smarthost": "[2001:db8::1]:465", "tls": "implicit"}})", src);
         check_same(parse(to_json(s), src), s);
     }
     SUBCASE("defaults only")
@@ -625,11 +1052,20 @@ TEST_CASE("to_json gives back the same settings")
         const auto text = to_json(parse("{}", src));
         auto doc = nlohmann::json::parse(text);
         for (auto key : {"hostname", "spool_dir", "mail_root", "listeners", "local_domains", "users", "aliases",
-                 "limits", "log_level"}) {
+                 "relay_networks", "limits", "dns", "queue", "remote", "relay", "log_level"}) {
             CAPTURE(key);
             CHECK(doc.contains(key));
         }
+        CHECK(doc.size() == 14);
         CHECK(doc["limits"].size() == 7);
+        CHECK(doc["dns"] == nlohmann::json::parse(R"({"servers": []})"));
+        CHECK(doc["queue"] == nlohmann::json::parse(R"({"retry_initial_s": 300, "retry_max_s": 3600,
+            "give_up_s": 432000, "delay_warning_s": 14400})"));
+        CHECK(doc["remote"] == nlohmann::json::parse(R"({"port": 25, "concurrency": 100,
+            "concurrency_per_domain": 20, "messages_per_connection": 100, "connect_timeout_s": 30,
+            "command_timeout_s": 300, "tls_policy": "may", "tls_policies": {}})"));
+        CHECK(doc["relay"] == nlohmann::json::parse(R"({"smarthost": null, "tls": "starttls", "username": null,
+            "password_file": null})"));
         CHECK(doc["listeners"][0] == nlohmann::json::parse(R"({"address": "0.0.0.0:25", "mode": "smtp"})"));
         CHECK(text.find("\n  \"hostname\": ") != std::string::npos);
     }

@@ -48,6 +48,42 @@ struct limits {
 
 enum class log_level { info, warn };
 
+// Outbound delivery (issue 4).
+struct dns_settings {
+    std::vector<std::string> servers; // "ip" or "ip:port" / "[v6]:port"; empty = /etc/resolv.conf
+};
+
+struct queue_settings {
+    std::chrono::seconds retry_initial{300};   // first retry after a deferral
+    std::chrono::seconds retry_max{3600};      // backoff doubles up to this
+    std::chrono::seconds give_up{432000};      // then bounce (5 days)
+    std::chrono::seconds delay_warning{14400}; // one "delayed" DSN after this; 0 = never
+};
+
+enum class tls_policy { none, may, encrypt, verify };
+
+struct remote_settings {
+    std::uint16_t port = 25;                    // port of every remote MX (tests use others)
+    std::uint32_t concurrency = 100;            // connections, all destinations
+    std::uint32_t concurrency_per_domain = 20;  // connections to one destination domain
+    std::uint32_t messages_per_connection = 100; // reuse bound
+    std::chrono::seconds connect_timeout{30};
+    std::chrono::seconds command_timeout{300};  // RFC 5321 4.5.3.2 (we use one for all replies)
+    tls_policy tls = tls_policy::may;           // default for every destination
+    std::map<std::string, tls_policy> tls_policies; // per destination domain (lower-case)
+};
+
+enum class smarthost_tls { starttls, implicit };
+
+struct relay_settings {
+    std::string smarthost;     // "host:port"; empty = deliver by MX
+    std::string host;          // parsed from smarthost
+    std::uint16_t port = 0;
+    smarthost_tls tls = smarthost_tls::starttls;
+    std::string username;      // empty = no AUTH
+    std::string password_file; // file whose first line is the password
+};
+
 struct settings {
     std::string source;   // the file read, or "<embedded default>"
     std::string hostname; // used in the greeting, Received: and Maildir names
@@ -59,6 +95,14 @@ struct settings {
     std::map<std::string, std::vector<std::string>> aliases;     // key lower-cased address
     limits lim;
     log_level log = log_level::info;
+    // Clients in these networks may relay without AUTH ("192.0.2.0/24",
+    // "::1/128"; a bare address is a /32 or /128). Default: none in a file;
+    // the embedded default allows loopback, as Postfix's mynetworks_style = host.
+    std::vector<std::string> relay_networks;
+    dns_settings dns;
+    queue_settings queue;
+    remote_settings remote;
+    relay_settings relay;
 };
 
 // Parses and validates. source names the file in error messages.

@@ -1,11 +1,18 @@
 // delivery/runner.hpp — the queue runner: one thread that takes committed
-// messages (notify() from the group committer) and due retries, delivers
-// them in batches through the local agent, and records the outcome in the
-// store: an entry whose recipients are all final is removed, any other is
-// updated durably with its retry schedule.
-// At start() every entry already in the queue is picked up again (crash or
-// restart), flagged as recovered so delivery looks for earlier files.
-// Thread: notify() from any thread; everything else on the runner thread.
+// messages (notify() from the group committer), due retries and the
+// outcomes of remote deliveries, and moves every recipient towards a final
+// state:
+//  - local recipients through the local agent (Maildir), in batches;
+//  - remote recipients handed to the remote agent (grouped per domain, the
+//    message dot-encoded once), their outcomes applied when they come back;
+//  - deferred recipients retried on the backoff schedule; past give_up they
+//    fail (4.4.7); after delay_warning one "delayed" DSN goes to the sender;
+//  - recipients that fail get a DSN (RFC 3464) to the sender, queued like
+//    any message — never for a message whose sender is <>.
+// An entry whose recipients are all final is removed, any other is updated
+// durably. At start() every entry already in the queue is picked up again
+// (crash or restart), flagged as recovered so delivery looks for earlier files.
+// Thread: notify()/remote_done() from any thread; the rest on the runner thread.
 #pragma once
 
 #include <condition_variable>
@@ -13,19 +20,31 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "postern/delivery/bounce.hpp"
 #include "postern/delivery/local_agent.hpp"
+#include "postern/delivery/remote_agent.hpp"
 #include "postern/queue/store.hpp"
 #include "postern/scheduler/retry.hpp"
 #include "postern/util/clock.hpp"
 
 namespace postern::delivery {
 
+struct runner_options {
+    scheduler::retry_policy retry;
+    std::chrono::seconds delay_warning{0}; // 0: no delay warnings
+    std::string hostname = "localhost";    // Reporting-MTA of DSNs
+    remote_agent* remote = nullptr;        // null: remote recipients wait
+    std::size_t max_batch = 256;
+};
+
 class runner {
 public:
+    runner(queue::store& store, local_agent& agent, const util::clock& clock, runner_options opt);
     runner(queue::store& store, local_agent& agent, const util::clock& clock,
            scheduler::retry_policy retry, std::size_t max_batch = 256);
     ~runner();
@@ -34,26 +53,39 @@ public:
 
     void start();
     void notify(std::vector<std::string> ids);
+    // A remote delivery finished (called by the remote agent on its thread).
+    void remote_done(remote_outcome o);
     // Finishes the batch in hand, then stops; the rest stays queued on disk.
     void stop();
 
 private:
+    using snapshot = std::vector<queue::rcpt_state>;
     void run();
     void process(std::vector<std::string> ids, bool recovered);
+    void apply(remote_outcome o);
+    void dispatch_remote(const queue::entry& e, const std::string& message, util::time_point now);
+    void finish(queue::entry& e, const std::string& message, const snapshot& before, bool changed,
+                util::time_point now);
+    void send_dsn(const queue::entry& e, const std::string& message,
+                  std::vector<dsn_recipient> rs, util::time_point now);
+    bool in_flight(const std::string& id, const std::string& address) const;
 
     queue::store& store_;
     local_agent& agent_;
     const util::clock& clock_;
-    scheduler::retry_policy retry_;
-    std::size_t max_batch_;
+    runner_options opt_;
 
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::string> ready_;
+    std::deque<remote_outcome> outcomes_;
     std::vector<std::string> recovered_;
     std::map<std::string, std::int64_t> deferred_; // id → next attempt (unix s)
     bool stopping_ = false;
     std::thread thread_;
+    // Runner thread only: recipients handed to the remote agent, not yet answered.
+    std::set<std::pair<std::string, std::string>> in_flight_;
+    std::map<std::string, std::string> remote_mta_; // "id\naddress" → host, for DSNs
 };
 
 } // namespace postern::delivery

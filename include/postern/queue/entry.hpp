@@ -35,6 +35,7 @@ struct entry {
     std::string helo;
     bool smtputf8 = false;
     bool eight_bit = false;
+    bool delay_warned = false; // the one "delayed" DSN was sent (optional in the record)
     std::vector<recipient> recipients;
 
     bool operator==(const entry&) const = default;

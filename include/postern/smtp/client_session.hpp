@@ -1,0 +1,214 @@
+// smtp/client_session.hpp — the SMTP client protocol (the relay side) as a
+// pure state machine, the mirror of server_session (RFC 5321; PIPELINING
+// 2920, SIZE 1870, 8BITMIME 6152, STARTTLS 3207, ENHANCEDSTATUSCODES 2034,
+// SMTPUTF8 6531).
+//
+// Sans-I/O (DESIGN "The protocol core is sans-I/O"): no sockets, files,
+// clocks or TLS inside. The shell (delivery::remote_agent) connects, then:
+//   client_session s(cfg);
+//   s.add_message(env, body);                  // optional before the first next()
+//   for (;;) switch (s.next()) {
+//     case client_event::send:         write(s.output()); s.output().clear(); break;
+//     case client_event::need_reply:   read with s.read_timeout(): s.feed(bytes),
+//                                      or s.peer_closed() / s.timeout(); break;
+//     case client_event::start_tls:    handshake; s.tls_started(ok); break;
+//     case client_event::message_done: record(s.results()); then s.add_message(next) or s.quit(); break;
+//     case client_event::closed:       close; if (s.failure().try_next_host) next MX; return;
+//   }
+//
+// Contract and invariants:
+//  - every add_message() is answered by exactly one message_done, with one
+//    rcpt_result per recipient in recipient order: 2xx delivered, 4xx
+//    deferred, 5xx bounced. When the connection fails (greeting refused,
+//    TLS failure, peer gone, 421, protocol error) recipients without a final
+//    answer get a 4xx result, message_done comes first and closed after it;
+//    failure() is already set at that message_done;
+//  - message_done with no message added means "ready": add_message() or quit();
+//  - a recipient's 250 to RCPT is provisional: its result is the reply to
+//    the end of data (RFC 5321 3.3);
+//  - after STARTTLS everything buffered from the peer is discarded and all
+//    knowledge of it forgotten; EHLO is sent again (RFC 3207 4.2, CVE-2011-0411);
+//  - bounded: one reply at most 512 octets a line, 100 lines, 64 KiB
+//    (reply_parser); unread input at most 256 KiB; the body goes out in
+//    pieces of at most 64 KiB, so output() never holds a whole message.
+// The body is borrowed: add_message() keeps a view of the dot-encoded body,
+// and the shell keeps that buffer alive until the message's message_done
+// (the one exception to "no string_view members", to avoid a copy of every
+// outgoing message).
+// Thread: one session belongs to one coroutine.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "postern/smtp/reply_parser.hpp"
+
+namespace postern::smtp {
+
+struct client_config {
+    std::string helo_name;
+    // tls_policy "none" → false; "may", "encrypt", "verify" → true.
+    bool offer_starttls_allowed = true;
+    // tls_policy "encrypt" / "verify": no STARTTLS offered (or refused) means
+    // no delivery to this host (4.7.4, try the next one).
+    bool require_tls = false;
+};
+
+struct envelope_out {
+    std::string sender; // "" for the null reverse path <>
+    std::vector<std::string> recipients;
+    bool smtputf8 = false;  // needs SMTPUTF8 (UTF-8 addresses or headers)
+    bool eight_bit = false; // the body has octets >= 0x80 (BODY=8BITMIME)
+    std::uint64_t size = 0; // message octets, declared as SIZE= when offered
+    // Extra MAIL FROM parameters, each "KEYWORD[=value]" (DSN RET=, ENVID=).
+    std::vector<std::string> mail_params;
+    // Empty, or one string per recipient appended to its RCPT TO (DSN
+    // "NOTIFY=… ORCPT=…"); an empty string adds nothing.
+    std::vector<std::string> rcpt_params;
+};
+
+struct rcpt_result {
+    int code = 0;         // 2xx done, 4xx deferred, 5xx bounced
+    std::string enhanced; // "5.1.1"; may be empty when the peer gave none
+    std::string text;     // the peer's text (or ours, for local decisions)
+};
+
+// What the peer said in its EHLO reply (all false/empty after HELO).
+struct capabilities {
+    bool esmtp = false; // EHLO was accepted
+    bool pipelining = false;
+    bool size = false;
+    std::uint64_t size_limit = 0; // SIZE n; 0: no fixed limit (RFC 1870 4)
+    bool eight_bit_mime = false;
+    bool smtputf8 = false;
+    bool starttls = false;
+    bool chunking = false;
+    bool binarymime = false;
+    bool dsn = false;
+    bool enhanced_status_codes = false;
+    std::vector<std::string> auth; // mechanisms, upper-case
+};
+
+enum class client_event {
+    send,         // output() has bytes: write them, clear output(), next() again
+    need_reply,   // read and feed() (or peer_closed() / timeout())
+    start_tls,    // do the TLS handshake, then tls_started(ok)
+    message_done, // results() ready (or nothing added yet): add_message() or quit()
+    closed,       // the connection is finished or unusable; see failure()
+};
+
+class client_session {
+public:
+    struct failure_info {
+        bool any = false;
+        bool try_next_host = false;
+        int code = 0;
+        std::string enhanced;
+        std::string text;
+    };
+
+    explicit client_session(client_config cfg);
+
+    void feed(std::string_view bytes);
+    // The peer closed the connection (EOF or reset) / the read deadline passed.
+    void peer_closed();
+    void timeout();
+    client_event next();
+    // Bytes to write; the shell clears it after writing.
+    std::string& output() noexcept { return out_; }
+
+    // Before the first next(), or at message_done. body: the message after
+    // dot_encode(), ending in ".\r\n"; kept alive until message_done.
+    void add_message(envelope_out env, std::string_view dot_encoded_body);
+    void quit();
+    void tls_started(bool ok);
+
+    const std::vector<rcpt_result>& results() const noexcept { return results_; }
+    const failure_info& failure() const noexcept { return failure_; }
+    const capabilities& peer() const noexcept { return caps_; }
+    bool tls_active() const noexcept { return tls_active_; }
+    // How long the shell should wait for the reply now awaited (RFC 5321
+    // 4.5.3.2: 5 min greeting, MAIL, RCPT; 2 min DATA; 10 min after the body).
+    std::chrono::seconds read_timeout() const noexcept;
+    // Messages the peer took (2xx to the end of data) on this connection.
+    std::uint32_t messages() const noexcept { return messages_; }
+
+private:
+    enum class state {
+        greeting,      // awaiting 220
+        ehlo,          // EHLO sent
+        helo,          // HELO sent (EHLO refused)
+        starttls,      // STARTTLS sent
+        tls_handshake, // start_tls returned; awaiting tls_started()
+        ready,         // no transaction: start the next message, QUIT, or message_done
+        transaction,   // RSET/MAIL/RCPT/DATA replies outstanding
+        body,          // sending the body after 354
+        final_reply,   // awaiting the reply to the end of data
+        quitting,      // QUIT sent; any reply or EOF ends it
+        closed,
+    };
+    enum class step_kind { rset, mail, rcpt, data };
+    struct step {
+        step_kind kind;
+        std::size_t rcpt; // for step_kind::rcpt
+    };
+    enum class rcpt_state { none, accepted, final };
+
+    void handle_reply(const reply& r);
+    void handle_greeting(const reply& r);
+    void handle_hello(const reply& r, bool extended);
+    void handle_starttls(const reply& r);
+    void after_hello();
+    void handle_txn_reply(const reply& r);
+    void handle_final_reply(const reply& r);
+    void send_hello(bool extended);
+    void start_message();
+    void send_step(const step& s);
+    void send_next_lockstep();
+    void finish_message(bool final_seen);
+    void send_body_piece();
+    void fail(int code, std::string_view enhanced, std::string text, bool send_quit);
+    void fail_with(const reply& r, std::string_view what, bool send_quit);
+    void protocol_error(const reply& r, std::string_view command);
+    void reject_all(int code, std::string_view enhanced, std::string_view text);
+    std::string context() const;
+    std::string_view awaited_command() const noexcept;
+
+    client_config cfg_;
+    state state_ = state::greeting;
+    std::string in_;
+    std::size_t in_pos_ = 0;
+    bool input_overflow_ = false;
+    reply_parser parser_;
+    std::string out_;
+
+    capabilities caps_;
+    bool tls_active_ = false;
+    bool quit_requested_ = false;
+    failure_info failure_;
+
+    // The current message.
+    bool msg_pending_ = false;   // added, not started
+    bool report_done_ = false;   // message_done owed before closed
+    envelope_out env_;
+    std::string_view body_;      // borrowed, see the header comment
+    std::size_t body_pos_ = 0;
+    std::vector<rcpt_result> results_;
+    std::vector<rcpt_state> rcpt_states_;
+    std::vector<step> plan_;
+    std::size_t next_send_ = 0;  // plan_ steps written
+    std::size_t next_reply_ = 0; // plan_ steps answered
+    bool pipelined_ = false;
+    bool use_utf8_ = false;      // MAIL FROM … SMTPUTF8
+    bool mail_ok_ = false;
+    std::size_t accepted_ = 0;
+    bool discard_final_ = false; // only "." was sent (RFC 2920 3.1)
+    bool need_rset_ = false;
+    std::uint32_t messages_ = 0;
+};
+
+} // namespace postern::smtp

@@ -1,0 +1,305 @@
+#include "postern/delivery/remote_agent.hpp"
+
+#include <deque>
+#include <map>
+#include <random>
+
+#include <asio/connect.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/read.hpp>
+
+#include "postern/dns/mx_plan.hpp"
+#include "postern/log/log.hpp"
+#include "postern/util/strings.hpp"
+
+namespace postern::delivery {
+
+using namespace asio::experimental::awaitable_operators;
+
+struct remote_agent::state {
+    asio::io_context& io;
+    dns::resolver& resolver;
+    const config::settings& cfg;
+    done_fn done;
+    std::map<std::string, std::deque<remote_job>> queues; // by destination domain
+    std::map<std::string, std::uint32_t> active_per_domain;
+    std::uint32_t active = 0;
+    bool stopping = false;
+    std::mt19937_64 rng{std::random_device{}()};
+};
+
+namespace {
+
+using state = remote_agent::state;
+
+// Where a failure comes from: "4.4.1 connect to mx.example[192.0.2.1]: refused"
+struct failure {
+    int code = 451;
+    std::string enhanced = "4.4.0";
+    std::string text = "no usable mail exchanger";
+};
+
+void finish(state& st, remote_job& job, std::vector<smtp::rcpt_result> results, std::string mta)
+{
+    remote_outcome o;
+    o.id = job.id;
+    o.recipients = std::move(job.recipients);
+    o.results = std::move(results);
+    o.remote_mta = std::move(mta);
+    st.done(std::move(o));
+}
+
+void fail_all(state& st, const std::string& domain, const failure& f)
+{
+    auto& q = st.queues[domain];
+    while (!q.empty()) {
+        auto job = std::move(q.front());
+        q.pop_front();
+        std::vector<smtp::rcpt_result> rs(job.recipients.size(), smtp::rcpt_result{f.code, f.enhanced, f.text});
+        finish(st, job, std::move(rs), {});
+    }
+}
+
+// The plan's error starts with its enhanced code ("5.1.10 ...").
+failure from_plan(const dns::plan& p)
+{
+    failure f;
+    auto sp = p.error.find(' ');
+    f.enhanced = p.error.substr(0, sp);
+    f.text = sp == std::string::npos ? p.error : p.error.substr(sp + 1);
+    f.code = !f.enhanced.empty() && f.enhanced[0] == '5' ? 550 : 451;
+    return f;
+}
+
+smtp::client_config client_config_for(const config::settings& cfg, const std::string& domain)
+{
+    smtp::client_config c;
+    c.helo_name = cfg.hostname;
+    auto policy = cfg.remote.tls;
+    if (auto it = cfg.remote.tls_policies.find(domain); it != cfg.remote.tls_policies.end())
+        policy = it->second;
+    // STARTTLS to peers arrives with the tls module; until then "may" sends
+    // in clear and "encrypt"/"verify" refuse to (the client defers: 4.7.4).
+    c.offer_starttls_allowed = false;
+    c.require_tls = policy == config::tls_policy::encrypt || policy == config::tls_policy::verify;
+    return c;
+}
+
+asio::awaitable<std::error_code> connect_within(net::tcp::socket& sock, net::tcp::endpoint ep,
+                                                std::chrono::seconds limit)
+{
+    asio::steady_timer timer(sock.get_executor());
+    timer.expires_after(limit);
+    auto r = co_await (sock.async_connect(ep, net::use_nothrow) || timer.async_wait(net::use_nothrow));
+    if (r.index() == 1)
+        co_return std::make_error_code(std::errc::timed_out);
+    co_return std::get<0>(std::get<0>(r));
+}
+
+// Drives one connected session; returns true when the host was usable (at
+// least one job got answers), false to try the next address/host.
+asio::awaitable<bool> run_session(std::shared_ptr<state> st, std::string domain, std::string host,
+                                  net::tcp::socket sock, failure& last)
+{
+    smtp::client_session cs(client_config_for(st->cfg, domain));
+    std::vector<char> buf(16384);
+    asio::steady_timer timer(sock.get_executor());
+    std::optional<remote_job> current;
+    bool used = false;
+    const auto mta = host;
+    for (;;) {
+        switch (cs.next()) {
+        case smtp::client_event::send: {
+            timer.expires_after(cs.read_timeout());
+            auto r = co_await (asio::async_write(sock, asio::buffer(cs.output()), net::use_nothrow) ||
+                               timer.async_wait(net::use_nothrow));
+            cs.output().clear();
+            if (r.index() == 1)
+                cs.timeout();
+            else if (std::get<0>(std::get<0>(r)))
+                cs.peer_closed();
+            break;
+        }
+        case smtp::client_event::need_reply: {
+            timer.expires_after(cs.read_timeout());
+            auto r = co_await (sock.async_read_some(asio::buffer(buf), net::use_nothrow) ||
+                               timer.async_wait(net::use_nothrow));
+            if (r.index() == 1) {
+                cs.timeout();
+            } else {
+                auto [ec, n] = std::get<0>(r);
+                if (ec)
+                    cs.peer_closed();
+                else
+                    cs.feed({buf.data(), n});
+            }
+            break;
+        }
+        case smtp::client_event::start_tls:
+            cs.tls_started(false); // not offered yet (see client_config_for)
+            break;
+        case smtp::client_event::message_done: {
+            if (current) {
+                used = true;
+                finish(*st, *current, cs.results(), mta);
+                current.reset();
+            }
+            auto& q = st->queues[domain];
+            if (!cs.failure().any && !q.empty() && !st->stopping &&
+                cs.messages() < st->cfg.remote.messages_per_connection) {
+                current = std::move(q.front());
+                q.pop_front();
+                smtp::envelope_out env;
+                env.sender = current->sender;
+                env.recipients = current->recipients;
+                env.smtputf8 = current->smtputf8;
+                env.eight_bit = current->eight_bit;
+                env.size = current->size;
+                cs.add_message(std::move(env), *current->body);
+            } else {
+                cs.quit();
+            }
+            break;
+        }
+        case smtp::client_event::closed: {
+            std::error_code ec;
+            sock.shutdown(net::tcp::socket::shutdown_both, ec);
+            sock.close(ec);
+            const auto& f = cs.failure();
+            if (f.any) {
+                last.code = f.code >= 400 && f.code < 600 ? f.code : 451;
+                last.enhanced = f.enhanced.empty() ? "4.4.2" : f.enhanced;
+                last.text = host + ": " + f.text;
+                if (current) { // should not happen: message_done precedes closed
+                    std::vector<smtp::rcpt_result> rs(current->recipients.size(),
+                                                      smtp::rcpt_result{451, "4.4.2", last.text});
+                    finish(*st, *current, std::move(rs), mta);
+                    used = true;
+                }
+                log::info("remote_session").kv("domain", domain).kv("host", host)
+                    .kv("result", "failed").kv("detail", f.text);
+                co_return used || !f.try_next_host;
+            }
+            co_return true;
+        }
+        }
+    }
+}
+
+void pump(std::shared_ptr<state> st);
+
+asio::awaitable<void> worker(std::shared_ptr<state> st, std::string domain)
+{
+    failure last;
+    std::vector<std::string> hosts;
+    std::uint16_t port = st->cfg.remote.port;
+    if (!st->cfg.relay.smarthost.empty()) {
+        hosts.push_back(st->cfg.relay.host);
+        port = st->cfg.relay.port;
+    } else {
+        auto ans = co_await st->resolver.mx(domain);
+        auto p = dns::plan_mx(ans, domain, {st->cfg.hostname}, st->rng());
+        if (p.k != dns::plan::kind::hosts) {
+            last = from_plan(p);
+            log::info("remote_route").kv("domain", domain).kv("result", dns::to_string(p.k))
+                .kv("detail", p.error);
+            fail_all(*st, domain, last);
+        }
+        hosts = std::move(p.hosts);
+    }
+    bool delivered = false;
+    for (const auto& host : hosts) {
+        if (st->queues[domain].empty() || delivered)
+            break;
+        std::vector<asio::ip::address> addrs;
+        std::error_code aec;
+        auto literal = asio::ip::make_address(host, aec);
+        if (!aec) {
+            addrs.push_back(literal);
+        } else {
+            auto a = co_await st->resolver.addresses(host);
+            if (a.st != dns::status::ok) {
+                last = {451, "4.4.3", host + ": address lookup failed: " + a.error};
+                continue;
+            }
+            addrs = std::move(a.addresses);
+        }
+        for (std::size_t i = 0; i < addrs.size() && i < 4 && !delivered; ++i) {
+            if (st->queues[domain].empty())
+                break;
+            net::tcp::socket sock(st->io);
+            auto ec = co_await connect_within(sock, {addrs[i], port}, st->cfg.remote.connect_timeout);
+            if (ec) {
+                last = {451, "4.4.1", "connect to " + host + "[" + addrs[i].to_string() + "]:" +
+                                          std::to_string(port) + ": " + ec.message()};
+                continue;
+            }
+            delivered = co_await run_session(st, domain, host, std::move(sock), last);
+        }
+    }
+    if (!st->queues[domain].empty() && !delivered)
+        fail_all(*st, domain, last);
+    --st->active;
+    if (--st->active_per_domain[domain] == 0) {
+        st->active_per_domain.erase(domain);
+        if (st->queues[domain].empty())
+            st->queues.erase(domain);
+    }
+    pump(st);
+}
+
+void log_worker_failure(std::exception_ptr e)
+{
+    if (!e)
+        return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        log::error("remote_worker_crash").kv("error", x.what());
+    } catch (...) {
+        log::error("remote_worker_crash").kv("error", "unknown exception");
+    }
+}
+
+void pump(std::shared_ptr<state> st)
+{
+    if (st->stopping)
+        return;
+    for (auto& [domain, q] : st->queues) {
+        auto& per = st->active_per_domain[domain];
+        // One connection per queued job at most, within both caps.
+        while (!q.empty() && st->active < st->cfg.remote.concurrency &&
+               per < st->cfg.remote.concurrency_per_domain && per < q.size()) {
+            ++st->active;
+            ++per;
+            asio::co_spawn(st->io, worker(st, domain), log_worker_failure);
+        }
+    }
+}
+
+void enqueue(std::shared_ptr<state> st, remote_job job)
+{
+    auto d = job.domain;
+    st->queues[d].push_back(std::move(job));
+    pump(st);
+}
+
+} // namespace
+
+remote_agent::remote_agent(asio::io_context& io, dns::resolver& resolver, const config::settings& cfg,
+                           done_fn done)
+    : st_(std::make_shared<state>(state{io, resolver, cfg, std::move(done), {}, {}, 0, false, {}}))
+{
+}
+
+void remote_agent::submit(remote_job job)
+{
+    asio::post(st_->io, [st = st_, j = std::move(job)]() mutable { enqueue(st, std::move(j)); });
+}
+
+void remote_agent::stop()
+{
+    asio::post(st_->io, [st = st_] { st->stopping = true; });
+}
+
+} // namespace postern::delivery

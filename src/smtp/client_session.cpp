@@ -1,0 +1,904 @@
+#include "postern/smtp/client_session.hpp"
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "postern/util/strings.hpp"
+
+namespace postern::smtp {
+
+namespace {
+
+// Unread input the peer may push at us beyond the reply we wait for: a few
+// pipelined replies fit many times over; a peer flooding us does not.
+constexpr std::size_t max_unread_input = 256 * 1024;
+// The body goes to output() in pieces of this size (STYLE 10).
+constexpr std::size_t body_piece = 64 * 1024;
+constexpr std::size_t max_auth_mechanisms = 16;
+
+// ---------------------------------------------------------------------------
+// EHLO keywords (RFC 5321 4.1.1.1, 2.2.2), table-driven (STYLE 7). Matching
+// is case-insensitive; unknown keywords are kept in no list but ignored.
+// ---------------------------------------------------------------------------
+
+enum class ext { pipelining, size, eight_bit_mime, smtputf8, starttls, chunking, binarymime, dsn, enhanced_status_codes, auth };
+
+struct ext_spec {
+    ext e;
+    std::string_view keyword;
+};
+
+constexpr std::array<ext_spec, 10> extensions{{
+    {ext::pipelining, "PIPELINING"},
+    {ext::size, "SIZE"},
+    {ext::eight_bit_mime, "8BITMIME"},
+    {ext::smtputf8, "SMTPUTF8"},
+    {ext::starttls, "STARTTLS"},
+    {ext::chunking, "CHUNKING"},
+    {ext::binarymime, "BINARYMIME"},
+    {ext::dsn, "DSN"},
+    {ext::enhanced_status_codes, "ENHANCEDSTATUSCODES"},
+    {ext::auth, "AUTH"},
+}};
+
+std::string to_upper(std::string_view s)
+{
+    std::string out(s);
+    for (auto& c : out)
+        if (c >= 'a' && c <= 'z')
+            c = static_cast<char>(c - 'a' + 'A');
+    return out;
+}
+
+void apply_extension(capabilities& caps, ext e, std::string_view params)
+{
+    switch (e) {
+    case ext::pipelining:
+        caps.pipelining = true;
+        return;
+    case ext::size:
+        // RFC 1870 4: "SIZE" alone or "SIZE 0" means no fixed limit; a
+        // value we cannot read is taken the same way (the peer still
+        // answers 552 to MAIL if the message is too big for it).
+        caps.size = true;
+        caps.size_limit = util::parse_uint(params).value_or(0);
+        return;
+    case ext::eight_bit_mime:
+        caps.eight_bit_mime = true;
+        return;
+    case ext::smtputf8:
+        caps.smtputf8 = true;
+        return;
+    case ext::starttls:
+        caps.starttls = true;
+        return;
+    case ext::chunking:
+        caps.chunking = true;
+        return;
+    case ext::binarymime:
+        caps.binarymime = true;
+        return;
+    case ext::dsn:
+        caps.dsn = true;
+        return;
+    case ext::enhanced_status_codes:
+        caps.enhanced_status_codes = true;
+        return;
+    case ext::auth:
+        for (auto m : util::split(params, ' '))
+            if (!m.empty() && caps.auth.size() < max_auth_mechanisms)
+                caps.auth.push_back(to_upper(m));
+        return;
+    }
+}
+
+// The first line greets; each further line is "keyword [params]".
+capabilities parse_ehlo(const reply& r)
+{
+    capabilities caps;
+    caps.esmtp = true;
+    for (std::size_t i = 1; i < r.lines.size(); ++i) {
+        auto line = util::trim(r.lines[i]);
+        auto sp = line.find(' ');
+        auto keyword = line.substr(0, sp);
+        auto params = sp == std::string_view::npos ? std::string_view{} : util::trim(line.substr(sp + 1));
+        for (const auto& spec : extensions)
+            if (util::iequals(keyword, spec.keyword))
+                apply_extension(caps, spec.e, params);
+    }
+    return caps;
+}
+
+bool has_control(std::string_view s)
+{
+    return std::any_of(s.begin(), s.end(), [](char c) {
+        auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+    });
+}
+
+bool is_ascii(std::string_view s)
+{
+    return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
+// The EHLO keyword a MAIL/RCPT parameter needs (RFC 3461 4: RET, ENVID,
+// NOTIFY, ORCPT come with DSN); other parameters are named like theirs.
+std::string_view extension_of(std::string_view param)
+{
+    auto keyword = param.substr(0, param.find('='));
+    for (std::string_view dsn_param : {"RET", "ENVID", "NOTIFY", "ORCPT"})
+        if (util::iequals(keyword, dsn_param))
+            return "DSN";
+    return keyword;
+}
+
+bool offers(const capabilities& caps, std::string_view keyword)
+{
+    for (const auto& spec : extensions) {
+        if (!util::iequals(keyword, spec.keyword))
+            continue;
+        switch (spec.e) {
+        case ext::pipelining:
+            return caps.pipelining;
+        case ext::size:
+            return caps.size;
+        case ext::eight_bit_mime:
+            return caps.eight_bit_mime;
+        case ext::smtputf8:
+            return caps.smtputf8;
+        case ext::starttls:
+            return caps.starttls;
+        case ext::chunking:
+            return caps.chunking;
+        case ext::binarymime:
+            return caps.binarymime;
+        case ext::dsn:
+            return caps.dsn;
+        case ext::enhanced_status_codes:
+            return caps.enhanced_status_codes;
+        case ext::auth:
+            return !caps.auth.empty();
+        }
+    }
+    return false;
+}
+
+// Appends " P" for each space-separated parameter the peer has the
+// extension for; the others are left out (RFC 3461 4.1: no DSN parameters
+// to a server without DSN; the relaying MTA then reports for it).
+void append_params(std::string& cmd, std::string_view params, const capabilities& caps)
+{
+    for (auto p : util::split(params, ' '))
+        if (!p.empty() && offers(caps, extension_of(p)))
+            cmd.append(" ").append(p);
+}
+
+rcpt_result to_result(const reply& r)
+{
+    return {r.code, r.enhanced, r.text()};
+}
+
+// A connection-level failure as a per-recipient deferral: a 4xx code and a
+// 4.x.x status whatever the peer said (RFC 3463 2: the class is the first
+// digit; X.0.0 when the peer gave none).
+rcpt_result deferral(int code, std::string_view enhanced, std::string_view text)
+{
+    rcpt_result d;
+    d.code = code / 100 == 4 ? code : 421;
+    d.enhanced = enhanced.empty() ? "4.0.0" : "4" + std::string(enhanced.substr(1));
+    d.text.assign(text);
+    return d;
+}
+
+std::string about(std::string_view command)
+{
+    return command == "greeting" ? " (greeting)" : " (in reply to " + std::string(command) + ")";
+}
+
+} // namespace
+
+client_session::client_session(client_config cfg) : cfg_(std::move(cfg)) {}
+
+// ---------------------------------------------------------------------------
+// Input and the event loop
+// ---------------------------------------------------------------------------
+
+void client_session::feed(std::string_view bytes)
+{
+    if (state_ == state::closed)
+        return;
+    if (in_pos_ == in_.size()) {
+        in_.clear();
+        in_pos_ = 0;
+    } else if (in_pos_ >= 4096) {
+        in_.erase(0, in_pos_);
+        in_pos_ = 0;
+    }
+    if (in_.size() - in_pos_ + bytes.size() > max_unread_input) {
+        input_overflow_ = true;
+        return;
+    }
+    in_.append(bytes);
+}
+
+void client_session::peer_closed()
+{
+    switch (state_) {
+    case state::closed:
+        return;
+    case state::quitting:
+        state_ = state::closed;
+        return;
+    case state::greeting:
+    case state::ehlo:
+    case state::helo:
+    case state::starttls:
+    case state::tls_handshake:
+    case state::ready:
+    case state::transaction:
+    case state::body:
+    case state::final_reply:
+        fail(421, "4.4.2", "lost connection " + context(), false);
+        return;
+    }
+}
+
+void client_session::timeout()
+{
+    switch (state_) {
+    case state::closed:
+        return;
+    case state::quitting:
+        state_ = state::closed;
+        return;
+    case state::greeting:
+    case state::ehlo:
+    case state::helo:
+    case state::starttls:
+    case state::tls_handshake:
+    case state::ready:
+    case state::transaction:
+    case state::body:
+    case state::final_reply:
+        fail(421, "4.4.2", "conversation timed out " + context(), false);
+        return;
+    }
+}
+
+client_event client_session::next()
+{
+    for (;;) {
+        if (!out_.empty())
+            return client_event::send;
+        if (report_done_) {
+            report_done_ = false;
+            return client_event::message_done;
+        }
+        switch (state_) {
+        case state::greeting:
+        case state::ehlo:
+        case state::helo:
+        case state::starttls:
+        case state::transaction:
+        case state::final_reply:
+        case state::quitting: {
+            if (input_overflow_) {
+                input_overflow_ = false;
+                if (state_ == state::quitting)
+                    state_ = state::closed;
+                else
+                    fail(421, "4.5.0", "protocol error: more input than replies " + context(), false);
+                continue;
+            }
+            std::string_view avail(in_);
+            avail.remove_prefix(in_pos_);
+            in_pos_ += parser_.consume(avail);
+            switch (parser_.state()) {
+            case reply_parser::status::incomplete:
+                return client_event::need_reply;
+            case reply_parser::status::error:
+                if (state_ == state::quitting)
+                    state_ = state::closed;
+                else
+                    fail(421, "4.5.0", "protocol error: " + parser_.error() + " " + context(), false);
+                continue;
+            case reply_parser::status::complete:
+                handle_reply(parser_.take());
+                continue;
+            }
+            continue;
+        }
+        case state::tls_handshake:
+            return client_event::start_tls;
+        case state::body:
+            send_body_piece();
+            continue;
+        case state::ready:
+            if (msg_pending_) {
+                start_message();
+                continue;
+            }
+            if (quit_requested_) {
+                out_.append("QUIT\r\n");
+                state_ = state::quitting;
+                continue;
+            }
+            results_.clear(); // idle: no message since the last message_done
+            return client_event::message_done;
+        case state::closed:
+            return client_event::closed;
+        }
+    }
+}
+
+std::string client_session::context() const
+{
+    switch (state_) {
+    case state::greeting:
+        return "awaiting the greeting";
+    case state::ehlo:
+        return "awaiting the reply to EHLO";
+    case state::helo:
+        return "awaiting the reply to HELO";
+    case state::starttls:
+        return "awaiting the reply to STARTTLS";
+    case state::tls_handshake:
+        return "in the TLS handshake";
+    case state::ready:
+        return "while idle";
+    case state::transaction:
+        return "awaiting the reply to " + std::string(awaited_command());
+    case state::body:
+        return "sending the message body";
+    case state::final_reply:
+        return "awaiting the reply to end of data";
+    case state::quitting:
+        return "awaiting the reply to QUIT";
+    case state::closed:
+        return "after close";
+    }
+    return {};
+}
+
+std::string_view client_session::awaited_command() const noexcept
+{
+    switch (state_) {
+    case state::greeting:
+        return "greeting";
+    case state::ehlo:
+        return "EHLO";
+    case state::helo:
+        return "HELO";
+    case state::starttls:
+        return "STARTTLS";
+    case state::final_reply:
+        return "end of data";
+    case state::quitting:
+        return "QUIT";
+    case state::transaction:
+        if (next_reply_ < plan_.size()) {
+            switch (plan_[next_reply_].kind) {
+            case step_kind::rset:
+                return "RSET";
+            case step_kind::mail:
+                return "MAIL FROM";
+            case step_kind::rcpt:
+                return "RCPT TO";
+            case step_kind::data:
+                return "DATA";
+            }
+        }
+        return "?";
+    case state::tls_handshake:
+    case state::ready:
+    case state::body:
+    case state::closed:
+        return "?";
+    }
+    return "?";
+}
+
+std::chrono::seconds client_session::read_timeout() const noexcept
+{
+    using std::chrono::seconds;
+    // RFC 5321 4.5.3.2.
+    switch (state_) {
+    case state::transaction:
+        if (next_reply_ < plan_.size() && plan_[next_reply_].kind == step_kind::data)
+            return seconds(120); // 4.5.3.2.3 DATA initiation
+        return seconds(300);     // 4.5.3.2.2 MAIL, 4.5.3.2.3 RCPT
+    case state::body:
+        return seconds(180); // 4.5.3.2.5 data block
+    case state::final_reply:
+        return seconds(600); // 4.5.3.2.6 DATA termination
+    case state::greeting:      // 4.5.3.2.1
+    case state::ehlo:
+    case state::helo:
+    case state::starttls:
+    case state::tls_handshake:
+    case state::ready:
+    case state::quitting:
+    case state::closed:
+        return seconds(300);
+    }
+    return seconds(300);
+}
+
+// ---------------------------------------------------------------------------
+// Replies
+// ---------------------------------------------------------------------------
+
+void client_session::handle_reply(const reply& r)
+{
+    if (state_ == state::quitting) {
+        state_ = state::closed; // whatever QUIT got, we are done
+        return;
+    }
+    if (r.code == 421) {
+        // RFC 5321 3.8: the server is closing; everything open is deferred.
+        fail_with(r, awaited_command(), false);
+        return;
+    }
+    switch (state_) {
+    case state::greeting:
+        handle_greeting(r);
+        return;
+    case state::ehlo:
+        handle_hello(r, true);
+        return;
+    case state::helo:
+        handle_hello(r, false);
+        return;
+    case state::starttls:
+        handle_starttls(r);
+        return;
+    case state::transaction:
+        handle_txn_reply(r);
+        return;
+    case state::final_reply:
+        handle_final_reply(r);
+        return;
+    case state::tls_handshake:
+    case state::ready:
+    case state::body:
+    case state::quitting:
+    case state::closed:
+        return; // not awaiting a reply: next() does not parse in these states
+    }
+}
+
+void client_session::handle_greeting(const reply& r)
+{
+    if (r.positive()) {
+        send_hello(true);
+        return;
+    }
+    // RFC 5321 3.1: 554 (or any refusal) — QUIT politely; the next MX may talk.
+    if (r.code / 100 == 3)
+        return protocol_error(r, "greeting");
+    fail_with(r, "greeting", true);
+}
+
+void client_session::send_hello(bool extended)
+{
+    out_.append(extended ? "EHLO " : "HELO ").append(cfg_.helo_name).append("\r\n");
+    state_ = extended ? state::ehlo : state::helo;
+}
+
+void client_session::handle_hello(const reply& r, bool extended)
+{
+    if (r.positive()) {
+        caps_ = extended ? parse_ehlo(r) : capabilities{};
+        after_hello();
+        return;
+    }
+    // RFC 5321 4.1.4: a server that does not know EHLO answers 500/502 (any
+    // 5xx); the client then tries HELO, with no extensions.
+    if (extended && r.permanent()) {
+        send_hello(false);
+        return;
+    }
+    if (r.code / 100 == 3)
+        return protocol_error(r, extended ? "EHLO" : "HELO");
+    fail_with(r, extended ? "EHLO" : "HELO", true);
+}
+
+void client_session::after_hello()
+{
+    if (!tls_active_) {
+        if (caps_.starttls && (cfg_.offer_starttls_allowed || cfg_.require_tls)) {
+            // RFC 3207 4: STARTTLS is the last command of any group.
+            out_.append("STARTTLS\r\n");
+            state_ = state::starttls;
+            return;
+        }
+        if (cfg_.require_tls) {
+            fail(421, "4.7.4", "TLS is required, but was not offered by the peer", true);
+            return;
+        }
+    }
+    state_ = state::ready;
+}
+
+void client_session::handle_starttls(const reply& r)
+{
+    if (r.code == 220) {
+        state_ = state::tls_handshake;
+        return;
+    }
+    if (r.positive() || r.code / 100 == 3)
+        return protocol_error(r, "STARTTLS");
+    if (cfg_.require_tls) {
+        fail_with(r, "STARTTLS", true);
+        return;
+    }
+    // Opportunistic TLS (RFC 3207 4.1: 454 TLS not available): carry on in
+    // plaintext; what EHLO told us still holds.
+    state_ = state::ready;
+}
+
+void client_session::tls_started(bool ok)
+{
+    if (state_ != state::tls_handshake)
+        return;
+    if (!ok) {
+        fail(421, "4.7.5", "TLS handshake failed", false);
+        return;
+    }
+    // RFC 3207 4.2: discard any knowledge obtained from the server and
+    // anything it sent before the handshake (plaintext injection,
+    // CVE-2011-0411); EHLO again.
+    tls_active_ = true;
+    in_.clear();
+    in_.shrink_to_fit();
+    in_pos_ = 0;
+    input_overflow_ = false;
+    parser_.reset();
+    caps_ = {};
+    send_hello(true);
+}
+
+// ---------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------
+
+void client_session::add_message(envelope_out env, std::string_view dot_encoded_body)
+{
+    if (msg_pending_ || state_ == state::transaction || state_ == state::body || state_ == state::final_reply ||
+        report_done_)
+        return; // one message at a time: this one is still open
+    env_ = std::move(env);
+    body_ = dot_encoded_body;
+    body_pos_ = 0;
+    results_.clear();
+    rcpt_states_.clear();
+    if (state_ == state::closed || state_ == state::quitting || quit_requested_ || failure_.any) {
+        // A dead or closing connection: deferred at once, no traffic.
+        auto d = failure_.any ? deferral(failure_.code, failure_.enhanced, failure_.text)
+                              : deferral(421, "4.4.2", "connection is closing");
+        results_.assign(env_.recipients.size(), d);
+        rcpt_states_.assign(env_.recipients.size(), rcpt_state::final);
+        report_done_ = true;
+        return;
+    }
+    msg_pending_ = true;
+}
+
+void client_session::quit()
+{
+    quit_requested_ = true;
+}
+
+void client_session::reject_all(int code, std::string_view enhanced, std::string_view text)
+{
+    for (std::size_t i = 0; i < results_.size(); ++i) {
+        if (rcpt_states_[i] == rcpt_state::final)
+            continue;
+        results_[i] = {code, std::string(enhanced), std::string(text)};
+        rcpt_states_[i] = rcpt_state::final;
+    }
+}
+
+void client_session::start_message()
+{
+    msg_pending_ = false;
+    report_done_ = true; // unless a transaction starts below
+    const auto n = env_.recipients.size();
+    results_.assign(n, {});
+    rcpt_states_.assign(n, rcpt_state::none);
+    if (n == 0)
+        return;
+
+    // A body that does not end in <CRLF>.<CRLF> would hang the peer waiting
+    // for the end of data: that is our bug, so defer, never send it.
+    if (!(body_ == ".\r\n" || body_.ends_with("\r\n.\r\n")))
+        return reject_all(451, "4.3.0", "internal error: message body is not dot-encoded");
+    // Control characters in a path or parameter would inject commands.
+    if (has_control(env_.sender))
+        return reject_all(553, "5.1.7", "bad sender address syntax");
+    for (const auto& p : env_.mail_params)
+        if (has_control(p))
+            return reject_all(501, "5.5.4", "bad MAIL parameter");
+    bool needs_utf8 = env_.smtputf8 || !is_ascii(env_.sender);
+    for (std::size_t i = 0; i < n; ++i) {
+        needs_utf8 = needs_utf8 || !is_ascii(env_.recipients[i]);
+        bool bad_param = i < env_.rcpt_params.size() && has_control(env_.rcpt_params[i]);
+        if (has_control(env_.recipients[i]) || bad_param) {
+            results_[i] = bad_param ? rcpt_result{501, "5.5.4", "bad RCPT parameter"}
+                                    : rcpt_result{553, "5.1.3", "bad recipient address syntax"};
+            rcpt_states_[i] = rcpt_state::final;
+        }
+    }
+    // RFC 6531 3.4: no SMTPUTF8 message to a server that does not offer it
+    // (we do not downgrade): a permanent failure, 5.6.7 (RFC 6531 3.5).
+    if (needs_utf8 && !caps_.smtputf8)
+        return reject_all(553, "5.6.7", "message needs SMTPUTF8, but the peer does not support it");
+    // RFC 1870 6.1: a message larger than the peer's fixed limit is not sent.
+    if (caps_.size && caps_.size_limit > 0 && env_.size > caps_.size_limit)
+        return reject_all(552, "5.3.4",
+                          "message size " + std::to_string(env_.size) + " exceeds the peer's limit of " +
+                              std::to_string(caps_.size_limit));
+    // RFC 6152 3: 8-bit data only to a server that offers 8BITMIME; we do
+    // not convert to 7 bit (RFC 3463 5.6.3).
+    if (env_.eight_bit && !caps_.eight_bit_mime)
+        return reject_all(554, "5.6.3", "conversion required but not supported: 8-bit message and no 8BITMIME");
+
+    plan_.clear();
+    if (need_rset_)
+        plan_.push_back({step_kind::rset, 0});
+    plan_.push_back({step_kind::mail, 0});
+    std::size_t rcpts = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (rcpt_states_[i] == rcpt_state::none) {
+            plan_.push_back({step_kind::rcpt, i});
+            ++rcpts;
+        }
+    }
+    if (rcpts == 0)
+        return; // every recipient refused locally; nothing to send
+    plan_.push_back({step_kind::data, 0});
+    report_done_ = false;
+    need_rset_ = false;
+    use_utf8_ = needs_utf8;
+    mail_ok_ = false;
+    accepted_ = 0;
+    discard_final_ = false;
+    next_send_ = 0;
+    next_reply_ = 0;
+    state_ = state::transaction;
+    // RFC 2920 3.1: with PIPELINING, RSET, MAIL, every RCPT and DATA go in
+    // one write, DATA last; the replies are matched in order. Without it,
+    // one command at a time.
+    pipelined_ = caps_.pipelining;
+    if (pipelined_) {
+        while (next_send_ < plan_.size())
+            send_step(plan_[next_send_++]);
+    } else {
+        send_step(plan_[next_send_++]);
+    }
+}
+
+void client_session::send_step(const step& s)
+{
+    switch (s.kind) {
+    case step_kind::rset:
+        out_.append("RSET\r\n");
+        return;
+    case step_kind::mail: {
+        std::string cmd = "MAIL FROM:<" + env_.sender + ">";
+        if (caps_.esmtp) {
+            if (caps_.size && env_.size > 0)
+                cmd += " SIZE=" + std::to_string(env_.size); // RFC 1870 6
+            if (env_.eight_bit)
+                cmd += " BODY=8BITMIME"; // RFC 6152 2
+            if (use_utf8_)
+                cmd += " SMTPUTF8"; // RFC 6531 3.4
+            for (const auto& p : env_.mail_params)
+                append_params(cmd, p, caps_);
+        }
+        out_.append(cmd).append("\r\n");
+        return;
+    }
+    case step_kind::rcpt: {
+        std::string cmd = "RCPT TO:<" + env_.recipients[s.rcpt] + ">";
+        if (caps_.esmtp && s.rcpt < env_.rcpt_params.size())
+            append_params(cmd, env_.rcpt_params[s.rcpt], caps_);
+        out_.append(cmd).append("\r\n");
+        return;
+    }
+    case step_kind::data:
+        out_.append("DATA\r\n");
+        return;
+    }
+}
+
+void client_session::send_next_lockstep()
+{
+    const step& s = plan_[next_send_];
+    bool go = true;
+    switch (s.kind) {
+    case step_kind::rset:
+    case step_kind::mail:
+        go = true;
+        break;
+    case step_kind::rcpt:
+        go = mail_ok_;
+        break;
+    case step_kind::data:
+        // RFC 5321 3.3: no DATA when no recipient was accepted.
+        go = mail_ok_ && accepted_ > 0;
+        break;
+    }
+    if (!go) {
+        finish_message(false);
+        return;
+    }
+    send_step(s);
+    ++next_send_;
+}
+
+void client_session::handle_txn_reply(const reply& r)
+{
+    const step s = plan_[next_reply_];
+    const bool is_data = s.kind == step_kind::data;
+    // Only DATA may be answered 354, and DATA only 354 or a refusal: a 250
+    // to DATA would have us believe a message was taken that was never sent.
+    if ((r.code / 100 == 3) != (is_data && r.code == 354) || (is_data && r.positive()))
+        return protocol_error(r, awaited_command());
+    ++next_reply_;
+    switch (s.kind) {
+    case step_kind::rset:
+        if (!r.positive())
+            return fail_with(r, "RSET", true);
+        break;
+    case step_kind::mail:
+        mail_ok_ = r.positive();
+        if (!mail_ok_) {
+            // Every recipient shares the sender's fate; pipelined RCPT
+            // replies that follow (503 probably) are not theirs to keep.
+            for (std::size_t i = 0; i < results_.size(); ++i) {
+                if (rcpt_states_[i] == rcpt_state::final)
+                    continue;
+                results_[i] = to_result(r);
+                rcpt_states_[i] = rcpt_state::final;
+            }
+        }
+        break;
+    case step_kind::rcpt:
+        if (mail_ok_) {
+            results_[s.rcpt] = to_result(r);
+            rcpt_states_[s.rcpt] = r.positive() ? rcpt_state::accepted : rcpt_state::final;
+            if (r.positive())
+                ++accepted_;
+        }
+        break;
+    case step_kind::data:
+        if (r.code == 354) {
+            if (mail_ok_ && accepted_ > 0) {
+                body_pos_ = 0;
+                state_ = state::body;
+                return;
+            }
+            // RFC 2920 3.1: DATA accepted although no recipient was: the
+            // client "should send a single dot" and ignore the outcome.
+            out_.append(".\r\n");
+            discard_final_ = true;
+            state_ = state::final_reply;
+            return;
+        }
+        // DATA refused: accepted recipients get that reply.
+        for (std::size_t i = 0; i < results_.size(); ++i) {
+            if (rcpt_states_[i] != rcpt_state::accepted)
+                continue;
+            results_[i] = to_result(r);
+            rcpt_states_[i] = rcpt_state::final;
+        }
+        finish_message(false);
+        return;
+    }
+    if (next_reply_ == next_send_ && next_send_ < plan_.size())
+        send_next_lockstep();
+}
+
+void client_session::send_body_piece()
+{
+    auto n = std::min(body_piece, body_.size() - body_pos_);
+    out_.append(body_.substr(body_pos_, n));
+    body_pos_ += n;
+    if (body_pos_ == body_.size())
+        state_ = state::final_reply;
+}
+
+void client_session::handle_final_reply(const reply& r)
+{
+    if (r.code / 100 == 3)
+        return protocol_error(r, "end of data");
+    if (!discard_final_) {
+        // RFC 5321 3.3: one reply for the message, for every accepted recipient.
+        for (std::size_t i = 0; i < results_.size(); ++i) {
+            if (rcpt_states_[i] != rcpt_state::accepted)
+                continue;
+            results_[i] = to_result(r);
+            rcpt_states_[i] = rcpt_state::final;
+        }
+        if (r.positive())
+            ++messages_;
+    }
+    finish_message(true);
+}
+
+void client_session::finish_message(bool final_seen)
+{
+    // Anything still provisional cannot be (every path above settles the
+    // accepted recipients); defer rather than claim a delivery.
+    for (std::size_t i = 0; i < results_.size(); ++i) {
+        if (rcpt_states_[i] == rcpt_state::final)
+            continue;
+        results_[i] = {451, "4.3.0", "internal error: no final reply"};
+        rcpt_states_[i] = rcpt_state::final;
+    }
+    // A transaction that did not end in a reply to its data may still be
+    // open at the server: RSET before the next MAIL (RFC 5321 4.1.1.5).
+    need_rset_ = !final_seen;
+    body_ = {};
+    state_ = state::ready;
+    report_done_ = true;
+}
+
+// ---------------------------------------------------------------------------
+// Failures
+// ---------------------------------------------------------------------------
+
+void client_session::fail_with(const reply& r, std::string_view command, bool send_quit)
+{
+    fail(r.code, r.enhanced, r.text() + about(command), send_quit);
+}
+
+void client_session::protocol_error(const reply& r, std::string_view command)
+{
+    fail(421, "4.5.0", "protocol error: unexpected reply " + r.str() + about(command), false);
+}
+
+void client_session::fail(int code, std::string_view enhanced, std::string text, bool send_quit)
+{
+    if (state_ == state::closed)
+        return;
+    const bool active =
+        msg_pending_ || state_ == state::transaction || state_ == state::body || state_ == state::final_reply;
+    failure_.any = true;
+    // Any failure of the connection (not of a message) is worth another MX:
+    // the transaction outcomes already reached are in results().
+    failure_.try_next_host = true;
+    failure_.code = code;
+    failure_.enhanced.assign(enhanced);
+    failure_.text = std::move(text);
+    if (active) {
+        if (msg_pending_) {
+            results_.assign(env_.recipients.size(), {});
+            rcpt_states_.assign(env_.recipients.size(), rcpt_state::none);
+        }
+        auto d = deferral(code, enhanced, failure_.text);
+        for (std::size_t i = 0; i < results_.size(); ++i) {
+            if (rcpt_states_[i] == rcpt_state::final)
+                continue;
+            results_[i] = d;
+            rcpt_states_[i] = rcpt_state::final;
+        }
+        msg_pending_ = false;
+        body_ = {};
+        report_done_ = true;
+    }
+    out_.clear();
+    if (send_quit) {
+        out_.append("QUIT\r\n");
+        state_ = state::quitting;
+    } else {
+        state_ = state::closed;
+    }
+}
+
+} // namespace postern::smtp
