@@ -4,6 +4,7 @@
 #include <exception>
 #include <system_error>
 
+#include "postern/delivery/direct_store.hpp"
 #include "postern/delivery/local_agent.hpp"
 #include "postern/delivery/remote_agent.hpp"
 #include "postern/dns/ares_resolver.hpp"
@@ -42,7 +43,11 @@ int serve(const config::settings& s)
         ropt.remote = &remote;
         delivery::runner runner(store, agent, clock, ropt);
         runner_ptr = &runner;
-        queue::group_committer committer(store, [&runner](std::vector<std::string> ids) {
+        // Local mail is delivered as the commit itself (delivery::direct_store);
+        // the committer thread has its own agent (an agent is single-threaded).
+        delivery::local_agent direct_agent(s.mail_root, s.hostname, routes, retry);
+        delivery::direct_store direct(store, direct_agent, routes, clock);
+        queue::group_committer committer(direct, [&runner](std::vector<std::string> ids) {
             runner.notify(std::move(ids));
         });
 

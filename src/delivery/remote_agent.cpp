@@ -9,6 +9,8 @@
 #include <asio/read.hpp>
 
 #include "postern/dns/mx_plan.hpp"
+#include "postern/tls/context.hpp"
+#include "postern/tls/stream.hpp"
 #include "postern/log/log.hpp"
 #include "postern/util/strings.hpp"
 
@@ -26,6 +28,10 @@ struct remote_agent::state {
     std::uint32_t active = 0;
     bool stopping = false;
     std::mt19937_64 rng{std::random_device{}()};
+    // Client TLS contexts, shared by every connection (policy "verify" checks
+    // the chain and the host name; "may"/"encrypt" do not, as Postfix).
+    std::shared_ptr<asio::ssl::context> tls_plain = std::make_shared<asio::ssl::context>(tls::make_client_context(tls::tls_verify::none));
+    std::shared_ptr<asio::ssl::context> tls_verified = std::make_shared<asio::ssl::context>(tls::make_client_context(tls::tls_verify::verify));
 };
 
 namespace {
@@ -71,19 +77,48 @@ failure from_plan(const dns::plan& p)
     return f;
 }
 
+config::tls_policy policy_for(const config::settings& cfg, const std::string& domain)
+{
+    if (auto it = cfg.remote.tls_policies.find(domain); it != cfg.remote.tls_policies.end())
+        return it->second;
+    return cfg.remote.tls;
+}
+
 smtp::client_config client_config_for(const config::settings& cfg, const std::string& domain)
 {
     smtp::client_config c;
     c.helo_name = cfg.hostname;
-    auto policy = cfg.remote.tls;
-    if (auto it = cfg.remote.tls_policies.find(domain); it != cfg.remote.tls_policies.end())
-        policy = it->second;
-    // STARTTLS to peers arrives with the tls module; until then "may" sends
-    // in clear and "encrypt"/"verify" refuse to (the client defers: 4.7.4).
-    c.offer_starttls_allowed = false;
+    auto policy = policy_for(cfg, domain);
+    // Postfix's smtp_tls_security_level: none never, may when offered,
+    // encrypt/verify or no delivery (the client defers with 4.7.4).
+    c.offer_starttls_allowed = policy != config::tls_policy::none;
     c.require_tls = policy == config::tls_policy::encrypt || policy == config::tls_policy::verify;
     return c;
 }
+
+// Cancels the stream's pending operation when its deadline passes.
+class watchdog {
+public:
+    explicit watchdog(tls::stream& s) : s_(s), timer_(s.socket().get_executor()) {}
+    void arm(std::chrono::seconds d)
+    {
+        fired_ = false;
+        timer_.expires_after(d);
+        timer_.async_wait([this](std::error_code ec) {
+            if (ec)
+                return; // cancelled or destroyed: never touch *this then
+            fired_ = true;
+            s_.cancel();
+        });
+    }
+    void disarm() { timer_.cancel(); }
+    bool fired() const { return fired_; }
+
+private:
+    tls::stream& s_;
+    asio::steady_timer timer_;
+    bool fired_ = false;
+};
 
 asio::awaitable<std::error_code> connect_within(net::tcp::socket& sock, net::tcp::endpoint ep,
                                                 std::chrono::seconds limit)
@@ -102,45 +137,55 @@ asio::awaitable<bool> run_session(std::shared_ptr<state> st, std::string domain,
                                   net::tcp::socket sock, failure& last)
 {
     smtp::client_session cs(client_config_for(st->cfg, domain));
+    const bool verify = policy_for(st->cfg, domain) == config::tls_policy::verify;
+    tls::stream stream(std::move(sock));
+    watchdog dog(stream);
     std::vector<char> buf(16384);
-    asio::steady_timer timer(sock.get_executor());
     std::optional<remote_job> current;
     bool used = false;
-    const auto mta = host;
+    std::string mta = host;
     for (;;) {
         switch (cs.next()) {
         case smtp::client_event::send: {
-            timer.expires_after(cs.read_timeout());
-            auto r = co_await (asio::async_write(sock, asio::buffer(cs.output()), net::use_nothrow) ||
-                               timer.async_wait(net::use_nothrow));
+            dog.arm(cs.read_timeout());
+            auto ec = co_await stream.write_all(asio::buffer(cs.output()));
+            dog.disarm();
             cs.output().clear();
-            if (r.index() == 1)
+            if (dog.fired())
                 cs.timeout();
-            else if (std::get<0>(std::get<0>(r)))
+            else if (ec)
                 cs.peer_closed();
             break;
         }
         case smtp::client_event::need_reply: {
-            timer.expires_after(cs.read_timeout());
-            auto r = co_await (sock.async_read_some(asio::buffer(buf), net::use_nothrow) ||
-                               timer.async_wait(net::use_nothrow));
-            if (r.index() == 1) {
+            dog.arm(cs.read_timeout());
+            auto [ec, n] = co_await stream.read_some(asio::buffer(buf));
+            dog.disarm();
+            if (dog.fired())
                 cs.timeout();
-            } else {
-                auto [ec, n] = std::get<0>(r);
-                if (ec)
-                    cs.peer_closed();
-                else
-                    cs.feed({buf.data(), n});
-            }
+            else if (ec)
+                cs.peer_closed();
+            else
+                cs.feed({buf.data(), n});
             break;
         }
-        case smtp::client_event::start_tls:
-            cs.tls_started(false); // not offered yet (see client_config_for)
+        case smtp::client_event::start_tls: {
+            dog.arm(cs.read_timeout());
+            auto ec = co_await stream.handshake_client(verify ? st->tls_verified : st->tls_plain, host, verify);
+            dog.disarm();
+            if (ec)
+                log::info("remote_tls").kv("domain", domain).kv("host", host).kv("result", "failed")
+                    .kv("error", ec.message());
+            else
+                mta = host; // the Received/Remote-MTA name stays the host name
+            cs.tls_started(!ec);
             break;
+        }
         case smtp::client_event::message_done: {
             if (current) {
                 used = true;
+                log::info("remote_transaction").kv("id", current->id).kv("host", host)
+                    .kv("tls", stream.tls_active() ? stream.tls_description() : std::string("none"));
                 finish(*st, *current, cs.results(), mta);
                 current.reset();
             }
@@ -162,9 +207,9 @@ asio::awaitable<bool> run_session(std::shared_ptr<state> st, std::string domain,
             break;
         }
         case smtp::client_event::closed: {
+            co_await stream.shutdown(std::chrono::seconds(2));
             std::error_code ec;
-            sock.shutdown(net::tcp::socket::shutdown_both, ec);
-            sock.close(ec);
+            stream.socket().close(ec);
             const auto& f = cs.failure();
             if (f.any) {
                 last.code = f.code >= 400 && f.code < 600 ? f.code : 451;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "postern/log/log.hpp"
 #include "postern/mail/address.hpp"
 #include "postern/smtp/dot_encoder.hpp"
@@ -103,6 +105,13 @@ void runner::remote_done(remote_outcome o)
     cv_.notify_one();
 }
 
+void runner::control(std::string request, reply_fn reply)
+{
+    std::lock_guard lk(mu_);
+    controls_.emplace_back(std::move(request), std::move(reply));
+    cv_.notify_one();
+}
+
 void runner::stop()
 {
     {
@@ -131,12 +140,14 @@ void runner::run()
     for (;;) {
         std::vector<std::string> batch;
         std::deque<remote_outcome> outcomes;
+        std::deque<std::pair<std::string, reply_fn>> controls;
         {
             std::unique_lock lk(mu_);
             for (;;) {
                 if (stopping_)
                     return;
                 outcomes.swap(outcomes_);
+                controls.swap(controls_);
                 auto now = util::unix_seconds(clock_.now());
                 for (auto it = deferred_.begin(); it != deferred_.end() && batch.size() < opt_.max_batch;) {
                     if (it->second <= now) {
@@ -150,7 +161,7 @@ void runner::run()
                     batch.push_back(std::move(ready_.front()));
                     ready_.pop_front();
                 }
-                if (!batch.empty() || !outcomes.empty())
+                if (!batch.empty() || !outcomes.empty() || !controls.empty())
                     break;
                 std::int64_t next = INT64_MAX;
                 for (const auto& [id, t] : deferred_)
@@ -163,6 +174,8 @@ void runner::run()
         }
         for (auto& o : outcomes)
             apply(std::move(o));
+        for (auto& [request, reply] : controls)
+            reply(handle_control(request));
         if (!batch.empty())
             process(std::move(batch), false);
     }
@@ -186,6 +199,8 @@ void runner::process(std::vector<std::string> ids, bool recovered)
                 log::error("queue_load").kv("id", id).kv("error", e.error().message());
             continue;
         }
+        if (e->meta.held)
+            continue; // `postern queue release` brings it back
         jobs.push_back({std::move(e->meta), std::move(e->message), recovered, false});
     }
     std::vector<snapshot> before;
@@ -411,6 +426,138 @@ void runner::send_dsn(const queue::entry& e, const std::string& message, std::ve
         .kv("action", in.recipients.front().action == dsn_action::delayed ? "delayed" : "failed");
     std::lock_guard lk(mu_);
     ready_.push_back(m.meta.id);
+}
+
+namespace {
+
+using json = nlohmann::json;
+
+const char* state_name(queue::rcpt_state s)
+{
+    switch (s) {
+    case queue::rcpt_state::pending: return "pending";
+    case queue::rcpt_state::done: return "done";
+    case queue::rcpt_state::bounced: return "bounced";
+    }
+    return "pending";
+}
+
+json describe(const queue::entry& e, std::int64_t now_s)
+{
+    json rcpts = json::array();
+    std::int64_t next = 0;
+    for (const auto& r : e.recipients) {
+        rcpts.push_back({{"address", r.address},
+                         {"state", state_name(r.state)},
+                         {"attempts", r.attempts},
+                         {"next_attempt", r.next_attempt},
+                         {"last_error", r.last_error}});
+        if (r.state == queue::rcpt_state::pending && (next == 0 || r.next_attempt < next))
+            next = r.next_attempt;
+    }
+    return {{"id", e.id},
+            {"age_s", now_s - e.received_at},
+            {"received_at", e.received_at},
+            {"size", e.size},
+            {"sender", e.sender},
+            {"held", e.held},
+            {"next_attempt", next},
+            {"recipients", std::move(rcpts)}};
+}
+
+json error_reply(std::string_view what)
+{
+    return {{"ok", false}, {"error", what}};
+}
+
+} // namespace
+
+// Runs on the runner thread, between batches: the runner owns every entry
+// it may be delivering, so queue commands never race a delivery.
+std::string runner::handle_control(const std::string& request)
+{
+    auto req = json::parse(request, nullptr, false);
+    if (req.is_discarded() || !req.is_object() || !req.contains("cmd") || !req["cmd"].is_string())
+        return error_reply("bad request").dump();
+    const auto cmd = req["cmd"].get<std::string>();
+    const std::string id = req.contains("id") && req["id"].is_string() ? req["id"].get<std::string>() : "";
+    const auto now = clock_.now();
+    const auto now_s = util::unix_seconds(now);
+    if (!id.empty() && !util::is_queue_id(id))
+        return error_reply("not a queue id: " + id).dump();
+
+    if (cmd == "list") {
+        auto ids = store_.list();
+        if (!ids)
+            return error_reply(ids.error().message()).dump();
+        json out = json::array();
+        for (const auto& i : *ids)
+            if (auto e = store_.load(i))
+                out.push_back(describe(*e, now_s));
+        return json{{"ok", true}, {"entries", std::move(out)}}.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    if (id.empty() && cmd != "flush")
+        return error_reply(cmd + " needs a queue id").dump();
+    std::vector<std::string> ids;
+    if (id.empty()) {
+        auto all = store_.list();
+        if (!all)
+            return error_reply(all.error().message()).dump();
+        ids = std::move(*all);
+    } else {
+        ids.push_back(id);
+    }
+    json done = json::array();
+    for (const auto& i : ids) {
+        auto e = store_.load_full(i);
+        if (!e) {
+            if (!id.empty())
+                return error_reply("no such queue entry: " + i).dump();
+            continue;
+        }
+        auto& m = e->meta;
+        if (cmd == "show") {
+            auto d = describe(m, now_s);
+            d["client_ip"] = m.client_ip;
+            d["helo"] = m.helo;
+            constexpr std::size_t max_show = 64 * 1024;
+            d["message"] = e->message.substr(0, max_show);
+            d["message_truncated"] = e->message.size() > max_show;
+            return json{{"ok", true}, {"entry", std::move(d)}}.dump(-1, ' ', false, json::error_handler_t::replace);
+        }
+        if (cmd == "delete") {
+            if (auto r = store_.remove(i); !r)
+                return error_reply(r.error().message()).dump();
+            log::info("queue_delete").kv("id", i);
+            std::lock_guard lk(mu_);
+            deferred_.erase(i);
+        } else if (cmd == "hold" || cmd == "release") {
+            m.held = cmd == "hold";
+            if (auto r = store_.update(m); !r)
+                return error_reply(r.error().message()).dump();
+            log::info(cmd == "hold" ? "queue_hold" : "queue_release").kv("id", i);
+            std::lock_guard lk(mu_);
+            if (m.held)
+                deferred_.erase(i);
+            else
+                ready_.push_back(i);
+        } else if (cmd == "flush") {
+            if (m.held)
+                continue;
+            for (auto& r : m.recipients)
+                if (r.state == queue::rcpt_state::pending)
+                    r.next_attempt = 0;
+            if (auto r = store_.update(m); !r)
+                return error_reply(r.error().message()).dump();
+            std::lock_guard lk(mu_);
+            deferred_.erase(i);
+            ready_.push_back(i);
+        } else {
+            return error_reply("unknown command: " + cmd).dump();
+        }
+        done.push_back(i);
+    }
+    return json{{"ok", true}, {"ids", std::move(done)}}.dump();
 }
 
 } // namespace postern::delivery

@@ -59,6 +59,7 @@ std::string encode_envelope(const entry& e)
               {"smtputf8", e.smtputf8},
               {"eight_bit", e.eight_bit},
               {"delay_warned", e.delay_warned},
+              {"held", e.held},
               {"recipients", std::move(rcpts)}};
     // Addresses may hold any octet a client sent (SMTPUTF8); replace rather
     // than throw on invalid UTF-8 — the parser admitted only valid UTF-8.
@@ -112,8 +113,11 @@ util::result<entry> decode_envelope(std::string_view text)
     e.helo = str(j, "helo");
     e.smtputf8 = boolean(j, "smtputf8");
     e.eight_bit = boolean(j, "eight_bit");
-    if (j.contains("delay_warned")) // added later within version 1: absent means false
+    // Added later within version 1: absent means false.
+    if (j.contains("delay_warned"))
         e.delay_warned = boolean(j, "delay_warned");
+    if (j.contains("held"))
+        e.held = boolean(j, "held");
     auto rs = j.find("recipients");
     if (rs == j.end() || !rs->is_array() || rs->empty())
         return util::errc::corrupt;

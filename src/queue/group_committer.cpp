@@ -60,7 +60,7 @@ void group_committer::run()
         ++batches_;
         std::vector<std::string> durable;
         for (std::size_t i = 0; i < batch.size(); ++i)
-            if (results[i])
+            if (results[i] && !msgs[i].delivered)
                 durable.push_back(msgs[i].meta.id);
         // Release the bodies before the callbacks: memory returns as soon as possible.
         msgs.clear();

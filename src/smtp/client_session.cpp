@@ -6,6 +6,7 @@
 #include <string_view>
 #include <utility>
 
+#include "postern/util/base64.hpp"
 #include "postern/util/strings.hpp"
 
 namespace postern::smtp {
@@ -18,6 +19,16 @@ constexpr std::size_t max_unread_input = 256 * 1024;
 // The body goes to output() in pieces of this size (STYLE 10).
 constexpr std::size_t body_piece = 64 * 1024;
 constexpr std::size_t max_auth_mechanisms = 16;
+// RFC 5321 4.5.3.1.4: a command line, CRLF included. An AUTH initial
+// response that would not fit is sent after a 334 instead (RFC 4954 4).
+constexpr std::size_t max_command_line = 512;
+// RFC 4616 2: servers accept authcid and passwd of up to 255 octets; longer
+// ones are a configuration error, and keep every AUTH line well below the
+// 12288 octets RFC 4954 4 has servers accept.
+constexpr std::size_t max_credential = 255;
+// AUTH mechanisms we speak, in order of preference: PLAIN needs one round
+// trip, LOGIN (draft-murchison-sasl-login) two more.
+constexpr std::array<std::string_view, 2> auth_mechanisms{"PLAIN", "LOGIN"};
 
 // ---------------------------------------------------------------------------
 // EHLO keywords (RFC 5321 4.1.1.1, 2.2.2), table-driven (STYLE 7). Matching
@@ -177,9 +188,25 @@ void append_params(std::string& cmd, std::string_view params, const capabilities
             cmd.append(" ").append(p);
 }
 
-rcpt_result to_result(const reply& r)
+// RFC 4616 2: message = [authzid] UTF8NUL authcid UTF8NUL passwd, with no
+// authzid (act as ourselves), in base64 (RFC 4954 4).
+std::string plain_response(std::string_view user, std::string_view pass)
 {
-    return {r.code, r.enhanced, r.text()};
+    std::string message;
+    message.reserve(user.size() + pass.size() + 2);
+    message.push_back('\0');
+    message.append(user);
+    message.push_back('\0');
+    message.append(pass);
+    return util::base64_encode(message);
+}
+
+void replace_all(std::string& text, std::string_view what, std::string_view with)
+{
+    if (what.empty())
+        return;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
+        text.replace(at, what.size(), with);
 }
 
 // A connection-level failure as a per-recipient deferral: a 4xx code and a
@@ -201,7 +228,7 @@ std::string about(std::string_view command)
 
 } // namespace
 
-client_session::client_session(client_config cfg) : cfg_(std::move(cfg)) {}
+client_session::client_session(client_config cfg) : cfg_(std::move(cfg)), tls_active_(cfg_.implicit_tls) {}
 
 // ---------------------------------------------------------------------------
 // Input and the event loop
@@ -238,6 +265,7 @@ void client_session::peer_closed()
     case state::helo:
     case state::starttls:
     case state::tls_handshake:
+    case state::auth:
     case state::ready:
     case state::transaction:
     case state::body:
@@ -260,6 +288,7 @@ void client_session::timeout()
     case state::helo:
     case state::starttls:
     case state::tls_handshake:
+    case state::auth:
     case state::ready:
     case state::transaction:
     case state::body:
@@ -283,6 +312,7 @@ client_event client_session::next()
         case state::ehlo:
         case state::helo:
         case state::starttls:
+        case state::auth:
         case state::transaction:
         case state::final_reply:
         case state::quitting: {
@@ -348,6 +378,8 @@ std::string client_session::context() const
         return "awaiting the reply to STARTTLS";
     case state::tls_handshake:
         return "in the TLS handshake";
+    case state::auth:
+        return "awaiting the reply to " + std::string(awaited_command());
     case state::ready:
         return "while idle";
     case state::transaction:
@@ -375,6 +407,21 @@ std::string_view client_session::awaited_command() const noexcept
         return "HELO";
     case state::starttls:
         return "STARTTLS";
+    case state::auth:
+        switch (auth_phase_) {
+        case auth_phase::plain:
+        case auth_phase::plain_no_ir:
+            return "AUTH PLAIN";
+        case auth_phase::login:
+            return "AUTH LOGIN";
+        case auth_phase::login_username:
+            return "AUTH LOGIN username";
+        case auth_phase::login_password:
+            return "AUTH LOGIN password";
+        case auth_phase::cancelled:
+            return "AUTH cancellation";
+        }
+        return "AUTH";
     case state::final_reply:
         return "end of data";
     case state::quitting:
@@ -420,6 +467,7 @@ std::chrono::seconds client_session::read_timeout() const noexcept
     case state::helo:
     case state::starttls:
     case state::tls_handshake:
+    case state::auth:
     case state::ready:
     case state::quitting:
     case state::closed:
@@ -455,6 +503,9 @@ void client_session::handle_reply(const reply& r)
         return;
     case state::starttls:
         handle_starttls(r);
+        return;
+    case state::auth:
+        handle_auth(r);
         return;
     case state::transaction:
         handle_txn_reply(r);
@@ -521,7 +572,7 @@ void client_session::after_hello()
             return;
         }
     }
-    state_ = state::ready;
+    authenticate_or_ready();
 }
 
 void client_session::handle_starttls(const reply& r)
@@ -537,8 +588,9 @@ void client_session::handle_starttls(const reply& r)
         return;
     }
     // Opportunistic TLS (RFC 3207 4.1: 454 TLS not available): carry on in
-    // plaintext; what EHLO told us still holds.
-    state_ = state::ready;
+    // plaintext; what EHLO told us still holds. (No AUTH in plaintext:
+    // authenticate_or_ready() fails the connection if AUTH is configured.)
+    authenticate_or_ready();
 }
 
 void client_session::tls_started(bool ok)
@@ -560,6 +612,138 @@ void client_session::tls_started(bool ok)
     parser_.reset();
     caps_ = {};
     send_hello(true);
+}
+
+// ---------------------------------------------------------------------------
+// AUTH (RFC 4954; PLAIN RFC 4616; LOGIN draft-murchison-sasl-login)
+// ---------------------------------------------------------------------------
+
+void client_session::authenticate_or_ready()
+{
+    const auto& user = cfg_.auth_username;
+    const auto& pass = cfg_.auth_password;
+    if (user.empty()) {
+        state_ = state::ready;
+        return;
+    }
+    // RFC 4954 4, RFC 8314: credentials never go over a connection without
+    // TLS. X.7.11: encryption required for the authentication (RFC 5248).
+    if (!tls_active_)
+        return fail(421, "4.7.11", "TLS required for AUTH, but the connection is not encrypted", true);
+    // Configuration errors: another host would not fare better.
+    if (user.find('\0') != std::string::npos || pass.find('\0') != std::string::npos ||
+        user.size() > max_credential || pass.size() > max_credential) {
+        fail(554, "5.7.0", "AUTH username or password contains NUL or is longer than 255 octets", true);
+        failure_.try_next_host = false;
+        return;
+    }
+    for (auto mech : auth_mechanisms) {
+        if (std::none_of(caps_.auth.begin(), caps_.auth.end(), [mech](const std::string& m) { return m == mech; }))
+            continue;
+        state_ = state::auth;
+        auth_plain_ = mech == "PLAIN";
+        if (!auth_plain_) {
+            out_.append("AUTH LOGIN\r\n");
+            auth_phase_ = auth_phase::login;
+            return;
+        }
+        // RFC 4954 4: the initial response saves a round trip, unless it
+        // would make the command line too long.
+        auto response = plain_response(user, pass);
+        if (response.size() + 13 <= max_command_line) {
+            out_.append("AUTH PLAIN ").append(response).append("\r\n");
+            auth_phase_ = auth_phase::plain;
+        } else {
+            out_.append("AUTH PLAIN\r\n");
+            auth_phase_ = auth_phase::plain_no_ir;
+        }
+        return;
+    }
+    std::string offered;
+    for (const auto& m : caps_.auth)
+        offered += (offered.empty() ? "" : " ") + m;
+    fail(554, "5.7.0",
+         "no common AUTH mechanism (we speak PLAIN LOGIN, the peer offers " +
+             (offered.empty() ? std::string("none") : offered) + ")",
+         true);
+    failure_.try_next_host = false;
+}
+
+void client_session::handle_auth(const reply& r)
+{
+    if (auth_phase_ == auth_phase::cancelled) {
+        // Whatever the reply to "*" (501 expected), we are not authenticated.
+        return fail(421, "4.7.0",
+                    std::string("AUTH ") + (auth_plain_ ? "PLAIN" : "LOGIN") +
+                        " cancelled: the peer asked for more than the mechanism has to send",
+                    true);
+    }
+    if (r.code == 235) {
+        authenticated_ = true;
+        state_ = state::ready;
+        return;
+    }
+    if (r.code == 334) {
+        // The challenge text is not looked at: LOGIN's prompts vary
+        // ("Username:", "User Name"), PLAIN's first one is empty.
+        switch (auth_phase_) {
+        case auth_phase::plain_no_ir:
+            out_.append(plain_response(cfg_.auth_username, cfg_.auth_password)).append("\r\n");
+            auth_phase_ = auth_phase::plain;
+            return;
+        case auth_phase::login:
+            out_.append(util::base64_encode(cfg_.auth_username)).append("\r\n");
+            auth_phase_ = auth_phase::login_username;
+            return;
+        case auth_phase::login_username:
+            out_.append(util::base64_encode(cfg_.auth_password)).append("\r\n");
+            auth_phase_ = auth_phase::login_password;
+            return;
+        case auth_phase::plain:
+        case auth_phase::login_password:
+            // RFC 4954 4: "*" cancels the exchange; the server answers 501.
+            out_.append("*\r\n");
+            auth_phase_ = auth_phase::cancelled;
+            return;
+        case auth_phase::cancelled:
+            return; // handled above
+        }
+        return;
+    }
+    if (r.positive() || r.code / 100 == 3)
+        return protocol_error(r, awaited_command());
+    auth_failed(r);
+}
+
+void client_session::auth_failed(const reply& r)
+{
+    // 535 5.7.8 credentials invalid, 534 5.7.9 mechanism too weak, 454
+    // 4.7.0 temporary (RFC 4954 6). Our configuration is at fault or the
+    // peer is unwell: the recipients are deferred (fail() makes any code a
+    // 4xx), never bounced. A permanent refusal would be the same at the
+    // next host.
+    const bool permanent = r.permanent();
+    std::string enhanced = r.enhanced.empty() ? (permanent ? "5.7.8" : "4.7.0") : r.enhanced;
+    fail(r.code, enhanced, r.text() + about(awaited_command()), true);
+    if (permanent)
+        failure_.try_next_host = false;
+}
+
+// The password, raw or in either base64 form we send, never reaches a text
+// that can be logged or bounced, even if the peer echoes it.
+std::string client_session::scrub(std::string text) const
+{
+    if (cfg_.auth_username.empty() || cfg_.auth_password.empty())
+        return text;
+    replace_all(text, plain_response(cfg_.auth_username, cfg_.auth_password), "***");
+    replace_all(text, util::base64_encode(cfg_.auth_password), "***");
+    replace_all(text, cfg_.auth_password, "***");
+    return text;
+}
+
+rcpt_result client_session::result_of(const reply& r) const
+{
+    return {r.code, r.enhanced, scrub(r.text())};
 }
 
 // ---------------------------------------------------------------------------
@@ -763,14 +947,14 @@ void client_session::handle_txn_reply(const reply& r)
             for (std::size_t i = 0; i < results_.size(); ++i) {
                 if (rcpt_states_[i] == rcpt_state::final)
                     continue;
-                results_[i] = to_result(r);
+                results_[i] = result_of(r);
                 rcpt_states_[i] = rcpt_state::final;
             }
         }
         break;
     case step_kind::rcpt:
         if (mail_ok_) {
-            results_[s.rcpt] = to_result(r);
+            results_[s.rcpt] = result_of(r);
             rcpt_states_[s.rcpt] = r.positive() ? rcpt_state::accepted : rcpt_state::final;
             if (r.positive())
                 ++accepted_;
@@ -794,7 +978,7 @@ void client_session::handle_txn_reply(const reply& r)
         for (std::size_t i = 0; i < results_.size(); ++i) {
             if (rcpt_states_[i] != rcpt_state::accepted)
                 continue;
-            results_[i] = to_result(r);
+            results_[i] = result_of(r);
             rcpt_states_[i] = rcpt_state::final;
         }
         finish_message(false);
@@ -822,7 +1006,7 @@ void client_session::handle_final_reply(const reply& r)
         for (std::size_t i = 0; i < results_.size(); ++i) {
             if (rcpt_states_[i] != rcpt_state::accepted)
                 continue;
-            results_[i] = to_result(r);
+            results_[i] = result_of(r);
             rcpt_states_[i] = rcpt_state::final;
         }
         if (r.positive())
@@ -875,7 +1059,7 @@ void client_session::fail(int code, std::string_view enhanced, std::string text,
     failure_.try_next_host = true;
     failure_.code = code;
     failure_.enhanced.assign(enhanced);
-    failure_.text = std::move(text);
+    failure_.text = scrub(std::move(text));
     if (active) {
         if (msg_pending_) {
             results_.assign(env_.recipients.size(), {});

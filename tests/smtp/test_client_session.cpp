@@ -14,6 +14,7 @@
 #include <doctest/doctest.h>
 
 #include "postern/smtp/dot_encoder.hpp"
+#include "postern/util/base64.hpp"
 
 #ifndef POSTERN_TRANSCRIPT_DIR
 #error "tests/smtp/meson.build defines POSTERN_TRANSCRIPT_DIR"
@@ -31,8 +32,11 @@ namespace {
 // runner stops at every other event.
 //
 //   # comment                 blank lines and comments are ignored
-//   @config key=value ...     before anything else: helo=NAME, tls=none|may|encrypt
-//                             (default helo=client.example tls=may)
+//   @config key=value ...     before anything else: helo=NAME,
+//                             tls=none|may|encrypt|implicit (implicit: TLS from
+//                             the first byte, required), user=<C-escaped>,
+//                             password=<C-escaped> (AUTH credentials)
+//                             (default helo=client.example tls=may, no AUTH)
 //   @body <C-escaped>         the raw message of the following @message lines
 //                             (default "Subject: test\r\n\r\nHi.\r\n"); the
 //                             runner dot-encodes it
@@ -56,6 +60,7 @@ namespace {
 //   @quit                     quit()
 //   @tls ok|fail              at start_tls: tls_started()
 //   @tls_active 0|1           tls_active()
+//   @authenticated 0|1        authenticated()
 //   @peer_closed, @timeout    the shell saw EOF / its read deadline pass
 //   @caps <words>             peer(): esmtp pipelining size=N 8bitmime smtputf8
 //                             starttls chunking dsn enhancedstatuscodes auth=M,M
@@ -65,7 +70,10 @@ namespace {
 //
 // The runner fails on a client line written but not expected (checked
 // before every feed and action and at the end), on one expected but not
-// written, and on a feed or answer at the wrong event.
+// written, and on a feed or answer at the wrong event. With a password
+// configured it also fails whenever the password, raw or base64 (alone or
+// in the PLAIN response), is in any results() or failure() text, checked at
+// every event.
 // ---------------------------------------------------------------------------
 
 std::string_view event_name(client_event e)
@@ -191,6 +199,20 @@ std::string format_failure(const client_session::failure_info& f)
            f.text;
 }
 
+// What must never be in a result or failure text: the password, raw and as
+// the base64 that goes on the wire (LOGIN's, and PLAIN's "\0user\0pass").
+std::vector<std::string> secrets(const client_config& cfg)
+{
+    if (cfg.auth_password.empty())
+        return {};
+    std::string plain;
+    plain.push_back('\0');
+    plain += cfg.auth_username;
+    plain.push_back('\0');
+    plain += cfg.auth_password;
+    return {cfg.auth_password, postern::util::base64_encode(cfg.auth_password), postern::util::base64_encode(plain)};
+}
+
 class client_runner {
 public:
     explicit client_runner(std::string name) : name_(std::move(name))
@@ -258,6 +280,13 @@ private:
                     cfg_.offer_starttls_allowed = true, cfg_.require_tls = false;
                 else if (w == "tls=encrypt")
                     cfg_.offer_starttls_allowed = true, cfg_.require_tls = true;
+                else if (w == "tls=implicit")
+                    cfg_.implicit_tls = true, cfg_.require_tls = true;
+                else if (w.starts_with("user=") && unescape(std::string_view(w).substr(5), cfg_.auth_username))
+                    continue;
+                else if (w.starts_with("password=") &&
+                         unescape(std::string_view(w).substr(9), cfg_.auth_password))
+                    continue;
                 else
                     return fatal("bad @config word " + w);
             }
@@ -330,6 +359,11 @@ private:
         if (head == "@tls_active") {
             if (session_->tls_active() != (rest == "1"))
                 fail("tls_active() is " + std::to_string(session_->tls_active()));
+            return;
+        }
+        if (head == "@authenticated") {
+            if (session_->authenticated() != (rest == "1"))
+                fail("authenticated() is " + std::to_string(session_->authenticated()));
             return;
         }
         if (head == "@peer_closed" || head == "@timeout") {
@@ -455,6 +489,17 @@ private:
         drive();
     }
 
+    void check_secrets()
+    {
+        for (const auto& secret : secrets(cfg_)) {
+            for (const auto& r : session_->results())
+                if (r.text.find(secret) != std::string::npos)
+                    fail("the password is in a result: \"" + format_result(r) + "\"");
+            if (session_->failure().text.find(secret) != std::string::npos)
+                fail("the password is in failure(): \"" + format_failure(session_->failure()) + "\"");
+        }
+    }
+
     void drive()
     {
         for (int guard = 0; guard < 100000; ++guard) {
@@ -462,6 +507,7 @@ private:
             if (last_ != client_event::send) {
                 if (!session_->output().empty())
                     fail("output() not empty at event " + std::string(event_name(last_)));
+                check_secrets();
                 return;
             }
             if (session_->output().empty())
@@ -614,6 +660,31 @@ envelope_out simple_envelope(std::vector<std::string> rcpts)
 
 const std::string greeting_and_ehlo = "220 mx.test ESMTP\r\n";
 const std::string ehlo_pipelining = "250-mx.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n";
+
+client_config auth_config(bool implicit_tls)
+{
+    auto cfg = default_config();
+    cfg.implicit_tls = implicit_tls;
+    cfg.require_tls = implicit_tls;
+    cfg.auth_username = "alice";
+    cfg.auth_password = "s3cret-PW";
+    return cfg;
+}
+
+// The password as the tests look for it: raw, base64 alone (LOGIN), and
+// inside the PLAIN response.
+const std::string_view password_forms[] = {"s3cret-PW", "czNjcmV0LVBX", "AGFsaWNlAHMzY3JldC1QVw=="};
+
+void check_no_password(const client_session& s)
+{
+    for (auto form : password_forms) {
+        CAPTURE(form);
+        for (const auto& r : s.results())
+            CHECK(r.text.find(form) == std::string::npos);
+        CHECK(s.failure().text.find(form) == std::string::npos);
+        CHECK(s.failure().enhanced.find(form) == std::string::npos);
+    }
+}
 
 } // namespace
 
@@ -888,6 +959,152 @@ TEST_CASE("EHLO capabilities are parsed case-insensitively")
     CHECK(c.enhanced_status_codes);
     CHECK_FALSE(c.starttls);
     CHECK(c.auth == std::vector<std::string>{"PLAIN", "LOGIN", "CRAM-MD5"});
+}
+
+TEST_CASE("AUTH PLAIN puts exactly base64(NUL user NUL password) on the wire, then pipelines the message")
+{
+    client_driver d(auth_config(true));
+    CHECK(d.s.tls_active()); // implicit TLS: from the first byte
+    d.s.add_message(simple_envelope({"b@x.test", "c@x.test"}), ".\r\n");
+    CHECK(d.run() == client_event::need_reply);
+    CHECK(d.reply(greeting_and_ehlo + "250-mx.test\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 AUTH LOGIN PLAIN\r\n") ==
+          client_event::need_reply);
+    CHECK(d.take() == "EHLO client.example\r\nAUTH PLAIN AGFsaWNlAHMzY3JldC1QVw==\r\n");
+    CHECK(d.s.read_timeout() == std::chrono::seconds(300));
+    CHECK_FALSE(d.s.authenticated());
+    d.largest_write = 0;
+    CHECK(d.reply("235 2.7.0 Authentication successful\r\n") == client_event::need_reply);
+    CHECK(d.s.authenticated());
+    // RFC 2920: MAIL, both RCPTs and DATA in one write after the 235.
+    const std::string group = "MAIL FROM:<alice@example.org>\r\nRCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nDATA\r\n";
+    CHECK(d.largest_write == group.size());
+    CHECK(d.take() == group);
+    CHECK(d.reply("250 Ok\r\n250 Ok\r\n250 Ok\r\n354 go\r\n") == client_event::need_reply);
+    CHECK(d.take() == ".\r\n");
+    CHECK(d.reply("250 2.0.0 queued\r\n") == client_event::message_done);
+    REQUIRE(d.s.results().size() == 2);
+    CHECK(d.s.results()[1].code == 250);
+    CHECK(d.s.messages() == 1);
+}
+
+TEST_CASE("without AUTH configured the AUTH capability is not used")
+{
+    auto cfg = default_config();
+    cfg.implicit_tls = true;
+    client_driver d(cfg);
+    d.run();
+    CHECK(d.reply(greeting_and_ehlo + "250-mx.test\r\n250 AUTH PLAIN LOGIN\r\n") == client_event::message_done);
+    CHECK(d.take() == "EHLO client.example\r\n");
+    CHECK_FALSE(d.s.authenticated());
+}
+
+TEST_CASE("no AUTH without TLS: nothing secret is sent and the connection fails")
+{
+    SUBCASE("STARTTLS not offered")
+    {
+        client_driver d(auth_config(false));
+        d.s.add_message(simple_envelope({"b@x.test"}), ".\r\n");
+        d.run();
+        CHECK(d.reply(greeting_and_ehlo + "250-mx.test\r\n250 AUTH PLAIN LOGIN\r\n") == client_event::message_done);
+        CHECK(d.take() == "EHLO client.example\r\nQUIT\r\n");
+        REQUIRE(d.s.results().size() == 1);
+        CHECK(d.s.results()[0].code / 100 == 4);
+        CHECK(d.s.failure().enhanced == "4.7.11");
+        CHECK(d.s.failure().text.starts_with("TLS required for AUTH"));
+        CHECK(d.s.failure().try_next_host);
+    }
+    SUBCASE("tls=none ignores an offered STARTTLS, so AUTH cannot happen")
+    {
+        auto cfg = auth_config(false);
+        cfg.offer_starttls_allowed = false;
+        client_driver d(cfg);
+        d.run();
+        CHECK(d.reply(greeting_and_ehlo + "250-mx.test\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n") == client_event::need_reply);
+        CHECK(d.take() == "EHLO client.example\r\nQUIT\r\n");
+        CHECK(d.s.failure().enhanced == "4.7.11");
+    }
+}
+
+TEST_CASE("credentials PLAIN cannot carry are a configuration failure, sent nowhere")
+{
+    auto cfg = auth_config(true);
+    SUBCASE("NUL in the username") { cfg.auth_username = std::string("al\0ice", 6); }
+    SUBCASE("NUL in the password") { cfg.auth_password = std::string("s3cret\0PW", 9); }
+    SUBCASE("a password over 255 octets") { cfg.auth_password = std::string(256, 'p'); }
+    client_driver d(cfg);
+    d.s.add_message(simple_envelope({"b@x.test"}), ".\r\n");
+    d.run();
+    CHECK(d.reply(greeting_and_ehlo + "250-mx.test\r\n250 AUTH PLAIN LOGIN\r\n") == client_event::message_done);
+    CHECK(d.take() == "EHLO client.example\r\nQUIT\r\n");
+    REQUIRE(d.s.results().size() == 1);
+    CHECK(d.s.results()[0].code / 100 == 4);
+    CHECK_FALSE(d.s.failure().try_next_host);
+}
+
+TEST_CASE("the password appears in no result or failure text, whatever goes wrong during AUTH")
+{
+    struct scenario {
+        std::string_view name;
+        std::string_view ehlo_auth;
+        std::vector<std::string_view> replies; // after the EHLO reply; "" = peer_closed, "T" = timeout
+    };
+    const scenario scenarios[] = {
+        {"535 echoing the PLAIN response", "PLAIN", {"535 5.7.8 bad AGFsaWNlAHMzY3JldC1QVw==\r\n"}},
+        {"454 echoing the password", "PLAIN", {"454 4.7.0 s3cret-PW is not it\r\n"}},
+        {"421 echoing the password", "PLAIN", {"421 4.7.0 no s3cret-PW\r\n"}},
+        {"a garbage reply echoing the password", "PLAIN", {"s3cret-PW\r\n"}},
+        {"a 250 echoing the password", "PLAIN", {"250 s3cret-PW\r\n"}},
+        {"334 after the PLAIN response", "PLAIN", {"334 czNjcmV0LVBX\r\n", "501 s3cret-PW\r\n"}},
+        {"LOGIN 535 echoing base64", "LOGIN", {"334 x\r\n", "334 y\r\n", "535 5.7.8 czNjcmV0LVBX\r\n"}},
+        {"LOGIN 334 after the password", "LOGIN", {"334 x\r\n", "334 y\r\n", "334 z\r\n", "501 no\r\n"}},
+        {"LOGIN peer gone after the password", "LOGIN", {"334 x\r\n", "334 y\r\n", ""}},
+        {"LOGIN timeout after the password", "LOGIN", {"334 x\r\n", "334 y\r\n", "T"}},
+        {"peer gone after the PLAIN response", "PLAIN", {""}},
+    };
+    for (const auto& sc : scenarios) {
+        CAPTURE(sc.name);
+        client_driver d(auth_config(true));
+        d.s.add_message(simple_envelope({"b@x.test", "c@x.test"}), ".\r\n");
+        d.run();
+        d.reply(greeting_and_ehlo + "250-mx.test\r\n250 AUTH " + std::string(sc.ehlo_auth) + "\r\n");
+        for (auto r : sc.replies) {
+            if (d.last != client_event::need_reply)
+                break;
+            if (r.empty())
+                d.s.peer_closed();
+            else if (r == "T")
+                d.s.timeout();
+            else
+                d.s.feed(r);
+            d.run();
+        }
+        CHECK(d.last == client_event::message_done);
+        REQUIRE(d.s.results().size() == 2);
+        for (const auto& r : d.s.results())
+            CHECK(r.code / 100 == 4); // deferred, never bounced
+        CHECK(d.s.failure().any);
+        CHECK_FALSE(d.s.authenticated());
+        check_no_password(d.s);
+        // Later messages on the dead connection inherit the failure text.
+        d.run();
+        d.s.add_message(simple_envelope({"late@x.test"}), ".\r\n");
+        CHECK(d.run() == client_event::message_done);
+        check_no_password(d.s);
+    }
+}
+
+TEST_CASE("after AUTH the peer's echo of the password in a transaction reply is scrubbed too")
+{
+    client_driver d(auth_config(true));
+    d.s.add_message(simple_envelope({"b@x.test"}), ".\r\n");
+    d.run();
+    d.reply(greeting_and_ehlo + "250-mx.test\r\n250 AUTH PLAIN\r\n");
+    d.reply("235 ok\r\n");
+    CHECK(d.reply("250 Ok\r\n250 Ok\r\n354 go\r\n") == client_event::need_reply);
+    CHECK(d.reply("550 5.7.1 user alice (password s3cret-PW) may not send\r\n") == client_event::message_done);
+    REQUIRE(d.s.results().size() == 1);
+    CHECK(d.s.results()[0].text == "user alice (password ***) may not send");
+    check_no_password(d.s);
 }
 
 } // TEST_SUITE

@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -55,6 +56,11 @@ public:
     void notify(std::vector<std::string> ids);
     // A remote delivery finished (called by the remote agent on its thread).
     void remote_done(remote_outcome o);
+    // A queue command from the control socket (`postern queue ...`), as one
+    // JSON object {"cmd": "list|show|flush|delete|hold|release", "id": "..."};
+    // reply gets one JSON object, called on the runner thread.
+    using reply_fn = std::function<void(std::string)>;
+    void control(std::string request, reply_fn reply);
     // Finishes the batch in hand, then stops; the rest stays queued on disk.
     void stop();
 
@@ -69,6 +75,7 @@ private:
     void send_dsn(const queue::entry& e, const std::string& message,
                   std::vector<dsn_recipient> rs, util::time_point now);
     bool in_flight(const std::string& id, const std::string& address) const;
+    std::string handle_control(const std::string& request);
 
     queue::store& store_;
     local_agent& agent_;
@@ -79,6 +86,7 @@ private:
     std::condition_variable cv_;
     std::deque<std::string> ready_;
     std::deque<remote_outcome> outcomes_;
+    std::deque<std::pair<std::string, reply_fn>> controls_;
     std::vector<std::string> recovered_;
     std::map<std::string, std::int64_t> deferred_; // id → next attempt (unix s)
     bool stopping_ = false;

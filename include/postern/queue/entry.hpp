@@ -36,6 +36,7 @@ struct entry {
     bool smtputf8 = false;
     bool eight_bit = false;
     bool delay_warned = false; // the one "delayed" DSN was sent (optional in the record)
+    bool held = false;         // `postern queue hold`: not delivered until released (optional)
     std::vector<recipient> recipients;
 
     bool operator==(const entry&) const = default;

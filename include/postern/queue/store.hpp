@@ -20,6 +20,10 @@ namespace postern::queue {
 struct new_message {
     entry meta;                     // meta.id set by the caller (util::make_queue_id)
     std::vector<std::string> parts; // concatenated in order they form the message file
+    // Set by a store that delivered the message to every recipient as part
+    // of commit() (delivery::direct_store): nothing was queued, no queue
+    // runner needs to hear of it.
+    bool delivered = false;
 };
 
 struct loaded_entry {

@@ -1,7 +1,7 @@
 // smtp/client_session.hpp — the SMTP client protocol (the relay side) as a
 // pure state machine, the mirror of server_session (RFC 5321; PIPELINING
 // 2920, SIZE 1870, 8BITMIME 6152, STARTTLS 3207, ENHANCEDSTATUSCODES 2034,
-// SMTPUTF8 6531).
+// SMTPUTF8 6531, AUTH 4954 with PLAIN 4616 and LOGIN).
 //
 // Sans-I/O (DESIGN "The protocol core is sans-I/O"): no sockets, files,
 // clocks or TLS inside. The shell (delivery::remote_agent) connects, then:
@@ -28,6 +28,14 @@
 //    the end of data (RFC 5321 3.3);
 //  - after STARTTLS everything buffered from the peer is discarded and all
 //    knowledge of it forgotten; EHLO is sent again (RFC 3207 4.2, CVE-2011-0411);
+//  - AUTH (client_config::auth_username set) follows the final EHLO and
+//    precedes the first message; credentials go only over a TLS-active
+//    connection (RFC 4954 4, RFC 8314): without TLS the connection fails
+//    4.7.11 before anything is sent. PLAIN is preferred, then LOGIN. Any
+//    AUTH failure defers (4xx), never bounces: it is our configuration;
+//    try_next_host is false for a 5xx or no common mechanism, true for 4xx;
+//  - the password (raw or base64) appears in no result or failure text,
+//    not even when the peer echoes it back (STYLE 12);
 //  - bounded: one reply at most 512 octets a line, 100 lines, 64 KiB
 //    (reply_parser); unread input at most 256 KiB; the body goes out in
 //    pieces of at most 64 KiB, so output() never holds a whole message.
@@ -56,6 +64,13 @@ struct client_config {
     // tls_policy "encrypt" / "verify": no STARTTLS offered (or refused) means
     // no delivery to this host (4.7.4, try the next one).
     bool require_tls = false;
+    // relay "tls": "implicit": the connection is TLS from the first byte
+    // (RFC 8314 3.3): tls_active() from the start, no STARTTLS.
+    bool implicit_tls = false;
+    // SMTP AUTH credentials (relay "username", "password_file"); an empty
+    // username means no AUTH. Never logged.
+    std::string auth_username;
+    std::string auth_password;
 };
 
 struct envelope_out {
@@ -136,6 +151,8 @@ public:
     std::chrono::seconds read_timeout() const noexcept;
     // Messages the peer took (2xx to the end of data) on this connection.
     std::uint32_t messages() const noexcept { return messages_; }
+    // The peer answered 235 to our AUTH (RFC 4954 4).
+    bool authenticated() const noexcept { return authenticated_; }
 
 private:
     enum class state {
@@ -144,6 +161,7 @@ private:
         helo,          // HELO sent (EHLO refused)
         starttls,      // STARTTLS sent
         tls_handshake, // start_tls returned; awaiting tls_started()
+        auth,          // AUTH exchange in progress (auth_phase_)
         ready,         // no transaction: start the next message, QUIT, or message_done
         transaction,   // RSET/MAIL/RCPT/DATA replies outstanding
         body,          // sending the body after 354
@@ -157,12 +175,26 @@ private:
         std::size_t rcpt; // for step_kind::rcpt
     };
     enum class rcpt_state { none, accepted, final };
+    // Where the AUTH exchange is: what the last line we sent was.
+    enum class auth_phase {
+        plain,          // "AUTH PLAIN <initial response>", or the response after plain_no_ir's 334
+        plain_no_ir,    // "AUTH PLAIN" alone: the initial response would pass 512 octets
+        login,          // "AUTH LOGIN"
+        login_username, // base64 username, after the first 334
+        login_password, // base64 password, after the second 334
+        cancelled,      // "*" (RFC 4954 4); any reply ends in failure
+    };
 
     void handle_reply(const reply& r);
     void handle_greeting(const reply& r);
     void handle_hello(const reply& r, bool extended);
     void handle_starttls(const reply& r);
     void after_hello();
+    void authenticate_or_ready();
+    void handle_auth(const reply& r);
+    void auth_failed(const reply& r);
+    std::string scrub(std::string text) const;
+    rcpt_result result_of(const reply& r) const;
     void handle_txn_reply(const reply& r);
     void handle_final_reply(const reply& r);
     void send_hello(bool extended);
@@ -188,6 +220,9 @@ private:
 
     capabilities caps_;
     bool tls_active_ = false;
+    bool authenticated_ = false;
+    auth_phase auth_phase_ = auth_phase::plain;
+    bool auth_plain_ = true; // the mechanism: PLAIN, else LOGIN
     bool quit_requested_ = false;
     failure_info failure_;
 

@@ -1,0 +1,76 @@
+#include "postern/delivery/direct_store.hpp"
+
+namespace postern::delivery {
+
+direct_store::direct_store(queue::store& spool, local_agent& agent, const route::table& routes,
+                           const util::clock& clock)
+    : spool_(spool), agent_(agent), routes_(routes), clock_(clock)
+{
+}
+
+bool direct_store::all_local(const queue::entry& e) const
+{
+    for (const auto& r : e.recipients) {
+        auto a = mail::parse_address(r.address);
+        if (!a)
+            return false;
+        auto targets = routes_.expand(*a);
+        if (!targets)
+            return false; // unknown or looping: the queue path bounces it properly
+        for (const auto& t : *targets)
+            if (!t.local)
+                return false;
+    }
+    return !e.recipients.empty();
+}
+
+std::vector<util::result<void>> direct_store::commit(std::span<queue::new_message> batch)
+{
+    std::vector<util::result<void>> out(batch.size());
+    std::vector<job> jobs;
+    std::vector<std::size_t> job_of;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        auto& m = batch[i];
+        if (!all_local(m.meta))
+            continue;
+        std::string message;
+        std::size_t total = 0;
+        for (const auto& p : m.parts)
+            total += p.size();
+        message.reserve(total);
+        for (const auto& p : m.parts)
+            message += p;
+        jobs.push_back({m.meta, std::move(message), false, false});
+        job_of.push_back(i);
+    }
+    if (!jobs.empty())
+        agent_.deliver(jobs, clock_.now());
+
+    std::vector<queue::new_message> spooled;
+    std::vector<std::size_t> spooled_of;
+    for (std::size_t k = 0; k < jobs.size(); ++k) {
+        auto& m = batch[job_of[k]];
+        if (jobs[k].entry.all_final()) {
+            m.delivered = true;
+            continue;
+        }
+        // Some Maildir failed: queue it, its delivered recipients marked done.
+        m.meta = std::move(jobs[k].entry);
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (batch[i].delivered)
+            continue;
+        spooled.push_back(std::move(batch[i]));
+        spooled_of.push_back(i);
+    }
+    if (!spooled.empty()) {
+        auto rs = spool_.commit(spooled);
+        for (std::size_t k = 0; k < spooled.size(); ++k) {
+            out[spooled_of[k]] = rs[k];
+            batch[spooled_of[k]] = std::move(spooled[k]); // ids and flags back for the caller
+        }
+    }
+    return out;
+}
+
+} // namespace postern::delivery
