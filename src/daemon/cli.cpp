@@ -1,19 +1,32 @@
 #include "postern/daemon/cli.hpp"
 
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <system_error>
+#include <vector>
 #include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 #include "postern/config/config.hpp"
 #include "postern/daemon/serve.hpp"
+#include "postern/server/control_server.hpp"
+#include "postern/util/id.hpp"
 
 namespace postern::daemon {
 
 namespace {
 
 constexpr int exit_ok = 0;
+constexpr int exit_failure = 1;
 constexpr int exit_usage = 2;
 
 const char* usage_text =
@@ -25,6 +38,17 @@ const char* usage_text =
     "                                 SMTP on 127.0.0.1:2525, ./var/spool, ./var/mail)\n"
     "  check-config [--config FILE]   validate a configuration and print the\n"
     "                                 effective settings as JSON\n"
+    "  queue list [--json]            the queued messages: id, age, size, sender,\n"
+    "                                 each recipient's state, next attempt, last error\n"
+    "  queue show ID [--json]         one message: envelope, recipients and text\n"
+    "  queue flush [ID] [--json]      retry now (every message, or one)\n"
+    "  queue delete ID [--json]       remove a message without delivering it\n"
+    "  queue hold ID [--json]         keep a message from delivery until released\n"
+    "  queue release ID [--json]      deliver a held message again\n"
+    "                                 (queue commands take --config FILE like serve\n"
+    "                                 and talk to the running server through\n"
+    "                                 <spool_dir>/control.sock; --json prints the\n"
+    "                                 server's JSON reply for scripts)\n"
     "  help                           this text\n"
     "  --version                      print the version\n";
 
@@ -69,6 +93,315 @@ std::optional<config::settings> load(const options& o)
     }
 }
 
+// ---- postern queue ...
+
+using json = nlohmann::json;
+
+enum class queue_verb { list, show, flush, del, hold, release };
+enum class id_rule { none, required, optional };
+
+struct queue_command {
+    queue_verb verb;
+    std::string_view name;
+    id_rule id;
+};
+
+constexpr std::array<queue_command, 6> queue_commands{{
+    {queue_verb::list, "list", id_rule::none},
+    {queue_verb::show, "show", id_rule::required},
+    {queue_verb::flush, "flush", id_rule::optional},
+    {queue_verb::del, "delete", id_rule::required},
+    {queue_verb::hold, "hold", id_rule::required},
+    {queue_verb::release, "release", id_rule::required},
+}};
+
+// The server has a whole minute: a list of a large queue takes a while.
+constexpr std::chrono::seconds control_timeout{60};
+
+const char* queue_usage_text =
+    "usage: postern queue list [--config FILE] [--json]\n"
+    "       postern queue show|delete|hold|release ID [--config FILE] [--json]\n"
+    "       postern queue flush [ID] [--config FILE] [--json]\n"
+    "(ID: the 16 lower-case hex digits `queue list` shows)\n";
+
+struct queue_options {
+    options common;
+    const queue_command* command = nullptr;
+    std::string id;
+    bool json_out = false;
+};
+
+int queue_usage_error(const std::string& what)
+{
+    std::cerr << "postern: " << what << "\n" << queue_usage_text;
+    return exit_usage;
+}
+
+// 0 when the arguments are good, else the exit status (after the message).
+int parse_queue_args(std::span<const std::string_view> args, queue_options& out)
+{
+    std::vector<std::string_view> positional;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        auto a = args[i];
+        if (a == "--json") {
+            out.json_out = true;
+        } else if (a == "--config") {
+            if (i + 1 >= args.size())
+                return queue_usage_error("--config needs a file name");
+            out.common.config = std::string(args[++i]);
+        } else if (a.substr(0, 9) == "--config=") {
+            out.common.config = std::string(a.substr(9));
+        } else if (a.size() > 1 && a[0] == '-') {
+            return queue_usage_error("unknown option '" + std::string(a) + "'");
+        } else {
+            positional.push_back(a);
+        }
+    }
+    if (positional.empty())
+        return queue_usage_error("queue needs a command");
+    for (const auto& c : queue_commands)
+        if (c.name == positional[0])
+            out.command = &c;
+    if (!out.command)
+        return queue_usage_error("unknown queue command '" + std::string(positional[0]) + "'");
+    const auto& c = *out.command;
+    if (positional.size() > 2 || (positional.size() == 2 && c.id == id_rule::none))
+        return queue_usage_error("too many arguments for 'queue " + std::string(c.name) + "'");
+    if (positional.size() < 2 && c.id == id_rule::required)
+        return queue_usage_error("'queue " + std::string(c.name) + "' needs a queue ID");
+    if (positional.size() == 2) {
+        if (!util::is_queue_id(positional[1]))
+            return queue_usage_error("not a queue ID: '" + std::string(positional[1]) +
+                                     "' (expected 16 lower-case hex digits)");
+        out.id = std::string(positional[1]);
+    }
+    return 0;
+}
+
+// "42s", "5m", "2h", "3d": the largest whole unit.
+std::string format_duration(std::int64_t s)
+{
+    if (s < 0)
+        s = 0;
+    if (s < 60)
+        return std::to_string(s) + "s";
+    if (s < 3600)
+        return std::to_string(s / 60) + "m";
+    if (s < 86400)
+        return std::to_string(s / 3600) + "h";
+    return std::to_string(s / 86400) + "d";
+}
+
+std::string format_next(std::int64_t next, std::int64_t now)
+{
+    return next <= now ? std::string("now") : "in " + format_duration(next - now);
+}
+
+std::string format_utc(std::int64_t t)
+{
+    const std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    ::gmtime_r(&tt, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    return buf;
+}
+
+std::string pad(std::string s, std::size_t width)
+{
+    if (s.size() < width)
+        s.append(width - s.size(), ' ');
+    return s;
+}
+
+std::string sender_text(const json& e)
+{
+    auto s = e.value("sender", std::string());
+    return s.empty() ? std::string("<>") : s;
+}
+
+void print_recipients(const json& e, std::int64_t now)
+{
+    for (const auto& r : e.value("recipients", json::array())) {
+        const auto state = r.value("state", std::string("?"));
+        std::cout << "    " << r.value("address", std::string()) << "  " << state
+                  << "  attempts=" << r.value("attempts", 0);
+        if (state == "pending")
+            std::cout << "  next=" << format_next(r.value("next_attempt", std::int64_t{0}), now);
+        if (auto err = r.value("last_error", std::string()); !err.empty())
+            std::cout << "  last_error: " << err;
+        std::cout << "\n";
+    }
+}
+
+void print_list(const json& reply, std::int64_t now)
+{
+    const auto& entries = reply.at("entries");
+    if (entries.empty()) {
+        std::cout << "queue is empty\n";
+        return;
+    }
+    std::cout << pad("ID", 18) << pad("AGE", 6) << pad("SIZE", 10) << "SENDER\n";
+    std::uint64_t bytes = 0;
+    for (const auto& e : entries) {
+        const auto size = e.value("size", std::uint64_t{0});
+        bytes += size;
+        std::cout << pad(e.value("id", std::string()), 18)
+                  << pad(format_duration(e.value("age_s", std::int64_t{0})), 6)
+                  << pad(std::to_string(size), 10) << sender_text(e)
+                  << (e.value("held", false) ? "  (held)" : "") << "\n";
+        print_recipients(e, now);
+    }
+    std::cout << "-- " << entries.size() << (entries.size() == 1 ? " message, " : " messages, ")
+              << bytes << " bytes\n";
+}
+
+// CRLF → LF for the terminal; the bytes on disk are untouched.
+std::string for_terminal(const std::string& message)
+{
+    std::string out;
+    out.reserve(message.size());
+    for (std::size_t i = 0; i < message.size(); ++i)
+        if (!(message[i] == '\r' && i + 1 < message.size() && message[i + 1] == '\n'))
+            out += message[i];
+    return out;
+}
+
+void print_show(const json& reply, std::int64_t now)
+{
+    const auto& e = reply.at("entry");
+    const auto received = e.value("received_at", std::int64_t{0});
+    std::cout << "id:         " << e.value("id", std::string()) << "\n"
+              << "received:   " << format_utc(received) << " (" << format_duration(now - received) << " ago)\n"
+              << "size:       " << e.value("size", std::uint64_t{0}) << " bytes\n"
+              << "sender:     " << sender_text(e) << "\n"
+              << "client:     " << e.value("client_ip", std::string()) << " (helo "
+              << e.value("helo", std::string()) << ")\n"
+              << "held:       " << (e.value("held", false) ? "yes" : "no") << "\n"
+              << "recipients:\n";
+    print_recipients(e, now);
+    auto message = for_terminal(e.value("message", std::string()));
+    std::cout << "message:\n" << message;
+    if (!message.empty() && message.back() != '\n')
+        std::cout << "\n";
+    if (e.value("message_truncated", false))
+        std::cout << "[... truncated: " << e.value("size", std::uint64_t{0}) << " bytes in all]\n";
+}
+
+void print_done(const queue_command& c, const std::string& id, const json& reply)
+{
+    const auto& ids = reply.at("ids");
+    switch (c.verb) {
+    case queue_verb::flush:
+        std::cout << "flushed " << ids.size() << "\n";
+        return;
+    case queue_verb::del:
+        std::cout << "deleted " << id << "\n";
+        return;
+    case queue_verb::hold:
+        std::cout << "held " << id << "\n";
+        return;
+    case queue_verb::release:
+        std::cout << "released " << id << "\n";
+        return;
+    case queue_verb::list:
+    case queue_verb::show:
+        return; // printed elsewhere
+    }
+}
+
+// Entries in <spool>/queue/<xx>/<16 hex> (told when the server is down).
+std::size_t entries_on_disk(const std::string& spool_dir)
+{
+    namespace fs = std::filesystem;
+    std::size_t n = 0;
+    std::error_code ec;
+    for (fs::directory_iterator d(fs::path(spool_dir) / "queue", ec), end; !ec && d != end; d.increment(ec)) {
+        if (!d->is_directory(ec))
+            continue;
+        std::error_code ec2;
+        for (fs::directory_iterator f(d->path(), ec2); !ec2 && f != end; f.increment(ec2))
+            if (util::is_queue_id(f->path().filename().string()))
+                ++n;
+    }
+    return n;
+}
+
+int queue_main(std::span<const std::string_view> args)
+{
+    queue_options o;
+    if (int rc = parse_queue_args(args, o); rc != 0)
+        return rc;
+    auto s = load(o.common);
+    if (!s)
+        return exit_usage;
+    const auto& c = *o.command;
+    const auto path = server::control_server::socket_path(s->spool_dir);
+
+    json request{{"cmd", std::string(c.name)}};
+    if (!o.id.empty())
+        request["id"] = o.id;
+    auto reply = server::control_request(path, request.dump(), control_timeout);
+    if (!reply) {
+        const auto ec = reply.error();
+        if (ec == std::errc::no_such_file_or_directory || ec == std::errc::connection_refused) {
+            std::cerr << "postern: the server is not running ("
+                      << (ec == std::errc::connection_refused ? "nothing answers on the control socket at "
+                                                              : "no control socket at ")
+                      << path << ")\n";
+            if (c.verb == queue_verb::list) {
+                auto n = entries_on_disk(s->spool_dir);
+                std::cerr << "postern: " << n << (n == 1 ? " message" : " messages") << " in "
+                          << s->spool_dir << "/queue, delivered once the server runs\n";
+            }
+        } else if (ec == std::errc::timed_out) {
+            std::cerr << "postern: no reply from the server within " << control_timeout.count()
+                      << "s (control socket " << path << ")\n";
+        } else if (ec == std::errc::permission_denied) {
+            std::cerr << "postern: control socket " << path
+                      << ": permission denied (run as the user the server runs as)\n";
+        } else {
+            std::cerr << "postern: control socket " << path << ": " << ec.message() << "\n";
+        }
+        return exit_failure;
+    }
+    const auto j = json::parse(*reply, nullptr, false);
+    const bool ok = j.is_object() && j.contains("ok") && j["ok"].is_boolean() && j["ok"].get<bool>();
+    if (o.json_out) {
+        std::cout << *reply << "\n";
+        return ok ? exit_ok : exit_failure;
+    }
+    if (!ok) {
+        std::string error = "malformed reply from the server";
+        if (j.is_object() && j.contains("error") && j["error"].is_string())
+            error = j["error"].get<std::string>();
+        std::cerr << "postern: queue " << c.name << ": " << error << "\n";
+        return exit_failure;
+    }
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    try {
+        switch (c.verb) {
+        case queue_verb::list:
+            print_list(j, now);
+            break;
+        case queue_verb::show:
+            print_show(j, now);
+            break;
+        case queue_verb::flush:
+        case queue_verb::del:
+        case queue_verb::hold:
+        case queue_verb::release:
+            print_done(c, o.id, j);
+            break;
+        }
+    } catch (const json::exception& e) {
+        std::cerr << "postern: malformed reply from the server: " << e.what() << "\n";
+        return exit_failure;
+    }
+    std::cout.flush();
+    return exit_ok;
+}
+
 } // namespace
 
 int main(std::span<const std::string_view> args)
@@ -87,6 +420,8 @@ int main(std::span<const std::string_view> args)
         std::cout << usage_text;
         return exit_ok;
     }
+    if (cmd == "queue")
+        return queue_main(rest);
     if (cmd == "serve" || cmd == "check-config") {
         options o;
         if (!parse_options(rest, o))

@@ -14,6 +14,7 @@
 #include "postern/queue/fs_store.hpp"
 #include "postern/queue/group_committer.hpp"
 #include "postern/route/table.hpp"
+#include "postern/server/control_server.hpp"
 #include "postern/server/smtp_server.hpp"
 
 namespace postern::daemon {
@@ -53,6 +54,11 @@ int serve(const config::settings& s)
 
         server::smtp_server smtp(io, s, routes, committer, clock);
         smtp.bind();
+        // `postern queue ...`: requests go to the runner, which owns the queue.
+        server::control_server control(io, s.spool_dir,
+            [&runner](std::string request, server::control_server::reply_fn reply) {
+                runner.control(std::move(request), std::move(reply));
+            });
 
         asio::signal_set signals(io, SIGTERM, SIGINT);
         signals.async_wait([&](std::error_code ec, int sig) {
@@ -60,12 +66,14 @@ int serve(const config::settings& s)
                 return;
             log::info("shutdown").kv("signal", sig);
             smtp.stop();
+            control.stop();
             remote.stop();
             io.stop();
         });
 
         runner.start();
         smtp.start();
+        control.start();
         log::info("start").kv("version", POSTERN_VERSION).kv("config", s.source)
             .kv("hostname", s.hostname).kv("spool", s.spool_dir).kv("mail_root", s.mail_root);
         io.run();

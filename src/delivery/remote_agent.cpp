@@ -12,6 +12,7 @@
 #include "postern/tls/context.hpp"
 #include "postern/tls/stream.hpp"
 #include "postern/log/log.hpp"
+#include "postern/util/atomic_write.hpp"
 #include "postern/util/strings.hpp"
 
 namespace postern::delivery {
@@ -19,6 +20,8 @@ namespace postern::delivery {
 using namespace asio::experimental::awaitable_operators;
 
 struct remote_agent::state {
+    state(asio::io_context& i, dns::resolver& r, const config::settings& c, done_fn d)
+        : io(i), resolver(r), cfg(c), done(std::move(d)) {}
     asio::io_context& io;
     dns::resolver& resolver;
     const config::settings& cfg;
@@ -32,6 +35,7 @@ struct remote_agent::state {
     // the chain and the host name; "may"/"encrypt" do not, as Postfix).
     std::shared_ptr<asio::ssl::context> tls_plain = std::make_shared<asio::ssl::context>(tls::make_client_context(tls::tls_verify::none));
     std::shared_ptr<asio::ssl::context> tls_verified = std::make_shared<asio::ssl::context>(tls::make_client_context(tls::tls_verify::verify));
+    std::string smarthost_password; // read once at start-up from relay.password_file
 };
 
 namespace {
@@ -84,10 +88,21 @@ config::tls_policy policy_for(const config::settings& cfg, const std::string& do
     return cfg.remote.tls;
 }
 
-smtp::client_config client_config_for(const config::settings& cfg, const std::string& domain)
+smtp::client_config client_config_for(const state& st, const std::string& domain)
 {
+    const auto& cfg = st.cfg;
     smtp::client_config c;
     c.helo_name = cfg.hostname;
+    if (!cfg.relay.smarthost.empty()) {
+        // The smarthost: TLS always (implicit, or STARTTLS required), AUTH
+        // when credentials are configured (never in clear: RFC 8314).
+        c.implicit_tls = cfg.relay.tls == config::smarthost_tls::implicit;
+        c.offer_starttls_allowed = true;
+        c.require_tls = true;
+        c.auth_username = cfg.relay.username;
+        c.auth_password = st.smarthost_password;
+        return c;
+    }
     auto policy = policy_for(cfg, domain);
     // Postfix's smtp_tls_security_level: none never, may when offered,
     // encrypt/verify or no delivery (the client defers with 4.7.4).
@@ -136,10 +151,20 @@ asio::awaitable<std::error_code> connect_within(net::tcp::socket& sock, net::tcp
 asio::awaitable<bool> run_session(std::shared_ptr<state> st, std::string domain, std::string host,
                                   net::tcp::socket sock, failure& last)
 {
-    smtp::client_session cs(client_config_for(st->cfg, domain));
-    const bool verify = policy_for(st->cfg, domain) == config::tls_policy::verify;
+    const auto ccfg = client_config_for(*st, domain);
+    const bool verify = st->cfg.relay.smarthost.empty() && policy_for(st->cfg, domain) == config::tls_policy::verify;
     tls::stream stream(std::move(sock));
     watchdog dog(stream);
+    if (ccfg.implicit_tls) { // RFC 8314 3.3: TLS from the first byte
+        dog.arm(st->cfg.remote.connect_timeout);
+        auto ec = co_await stream.handshake_client(st->tls_plain, host, false);
+        dog.disarm();
+        if (ec) {
+            last = {451, "4.7.5", host + ": TLS handshake failed: " + ec.message()};
+            co_return false;
+        }
+    }
+    smtp::client_session cs(ccfg);
     std::vector<char> buf(16384);
     std::optional<remote_job> current;
     bool used = false;
@@ -333,8 +358,18 @@ void enqueue(std::shared_ptr<state> st, remote_job job)
 
 remote_agent::remote_agent(asio::io_context& io, dns::resolver& resolver, const config::settings& cfg,
                            done_fn done)
-    : st_(std::make_shared<state>(state{io, resolver, cfg, std::move(done), {}, {}, 0, false, {}}))
+    : st_(std::make_shared<state>(io, resolver, cfg, std::move(done)))
 {
+    if (!cfg.relay.password_file.empty()) {
+        // Start-up only: a missing or unreadable password file stops the start.
+        auto text = util::read_file(cfg.relay.password_file);
+        if (!text)
+            throw std::system_error(text.error(), "relay.password_file " + cfg.relay.password_file);
+        auto line = text->substr(0, text->find('\n'));
+        if (!line.empty() && line.back() == '\r')
+            line.pop_back();
+        st_->smarthost_password = std::move(line);
+    }
 }
 
 void remote_agent::submit(remote_job job)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import POLL, RawSMTP, dot_stuff, make_message, wait_until
+from conftest import RawSMTP, dot_stuff, make_message, wait_until
 
 # --------------------------------------------------------------------------
 # DNS
@@ -47,6 +47,7 @@ class TestDNS:
         self.records = {}
         self.servfail_names = set()
         self.drop_names = set()
+        self.delays = {}  # name -> seconds to wait before answering
         self.queries = []  # (name, type) in arrival order
         self.servers = []
         self.port = None
@@ -87,6 +88,11 @@ class TestDNS:
         with self.lock:
             (self.drop_names.add if on else self.drop_names.discard)(self._norm(name))
 
+    def delay(self, name, seconds):
+        """Answer queries for name only after `seconds` (0: no delay)."""
+        with self.lock:
+            self.delays[self._norm(name)] = seconds
+
     def queried(self, name, rtype=None):
         name = self._norm(name)
         with self.lock:
@@ -99,6 +105,10 @@ class TestDNS:
         q = request.q
         name = self._norm(str(q.qname))
         qtype = QTYPE[q.qtype]
+        with self.lock:
+            pause = self.delays.get(name, 0)
+        if pause:
+            time.sleep(pause)  # a slow name server (this handler thread only)
         with self.lock:
             self.queries.append((name, qtype))
             if name in self.drop_names:
@@ -177,7 +187,7 @@ class Sink:
     """An aiosmtpd server recording everything; see module docstring."""
 
     def __init__(self, host, port, *, smtputf8=True, eightbitmime=True, pipelining=True,
-                 name=None):
+                 name=None, greeting_delay=0, refuse_ehlo=False):
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import SMTP
         self.host = host
@@ -190,12 +200,19 @@ class Sink:
         self.mails_tried = []   # (conn, address, options) for every MAIL
         self.rcpt_replies = {}  # lower-case address -> "450 4.2.0 ..." (else 250)
         self.hide_8bitmime = not eightbitmime
+        self.refuse_ehlo = refuse_ehlo
+        self.ehlo_refused = 0
         self.advertise_pipelining = pipelining
         self._conn_counter = itertools.count(1)
         sink = self
 
         class Handler:
             async def handle_EHLO(self, server, session, envelope, hostname, responses):
+                if sink.refuse_ehlo:  # an old SMTP-only server
+                    session.extended_smtp = False
+                    with sink.lock:
+                        sink.ehlo_refused += 1
+                    return ["502 5.5.1 EHLO not implemented"]
                 session.host_name = hostname
                 sink._new_connection(session, "EHLO", hostname)
                 out = []
@@ -247,10 +264,22 @@ class Sink:
                     })
                 return "250 2.0.0 Ok: queued by " + sink.name
 
-        self.controller = Controller(
+        class SlowGreetingSMTP(SMTP):
+            # aiosmtpd sends the 220 first thing in _handle_client
+            async def _handle_client(self):
+                import asyncio
+                await asyncio.sleep(sink.greeting_delay)
+                return await super()._handle_client()
+
+        class SinkController(Controller):
+            def factory(self):
+                cls = SlowGreetingSMTP if sink.greeting_delay else SMTP
+                return cls(self.handler, **self.SMTP_kwargs)
+
+        self.greeting_delay = greeting_delay
+        self.controller = SinkController(
             Handler(), hostname=host, port=port, enable_SMTPUTF8=smtputf8,
             server_hostname=self.name, ready_timeout=10, decode_data=False)
-        self._SMTP = SMTP
 
     def _new_connection(self, session, verb, hostname):
         with self.lock:
@@ -513,3 +542,153 @@ def wait_log(server, event, timeout=20, **match):
 
 def unq(v):
     return v.strip('"') if isinstance(v, str) else v
+
+
+# --------------------------------------------------------------------------
+# a private Postfix instance (Debian's postfix package) as a destination
+
+POSTFIX = "/usr/sbin/postfix"
+
+POSTFIX_MASTER_CF = """\
+{host}:{port} inet n - n - - smtpd
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+local unix - n n - - local
+virtual unix - n n - - virtual
+lmtp unix - - n - - lmtp
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+"""
+
+POSTFIX_MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {d}/spool
+data_directory = {d}/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = {hostname}
+mydomain = {domain}
+myorigin = {domain}
+# the listener's address is in master.cf; Postfix wants inet_interfaces to be
+# addresses of an interface, which 127.0.0.N (N > 1) is not
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mydestination =
+mynetworks = 127.0.0.0/8
+relay_domains =
+virtual_mailbox_domains = {domain}
+virtual_mailbox_base = {d}/vmail
+virtual_mailbox_maps = texthash:{d}/etc/vmailbox
+virtual_uid_maps = static:65534
+virtual_gid_maps = static:65534
+maillog_file_prefixes = {d}
+maillog_file = {d}/maillog
+alias_maps =
+alias_database =
+biff = no
+append_dot_mydomain = no
+smtp_dns_support_level = disabled
+smtpd_banner = $myhostname ESMTP Postfix
+"""
+
+
+class PostfixInstance:
+    """Postfix with its own config_directory, queue and mailboxes in a fresh
+    directory (not under pytest's 0700 tmp_path: Postfix's daemons run as
+    `postfix` and `nobody` and must reach it), virtual Maildir mailboxes for
+    `domain`, smtpd on host:port, nothing chrooted."""
+
+    def __init__(self, host, port, domain, users, hostname=None):
+        import pwd
+        import tempfile
+        self.host, self.port, self.domain = host, port, domain
+        self.hostname = hostname or f"mx.{domain}"
+        self.dir = Path(tempfile.mkdtemp(prefix="postern-postfix-"))
+        self.dir.chmod(0o755)
+        d = self.dir
+        for sub in ("etc", "spool", "data", "vmail"):
+            (d / sub).mkdir()
+        os_chown = __import__("os").chown
+        pw = pwd.getpwnam("postfix")
+        os_chown(d / "data", pw.pw_uid, pw.pw_gid)
+        os_chown(d / "vmail", 65534, 65534)
+        (d / "etc" / "main.cf").write_text(POSTFIX_MAIN_CF.format(
+            d=d, hostname=self.hostname, domain=domain))
+        (d / "etc" / "master.cf").write_text(POSTFIX_MASTER_CF.format(host=host, port=port))
+        (d / "etc" / "vmailbox").write_text(
+            "".join(f"{u}@{domain} {domain}/{u}/\n" for u in users))
+        self.started = False
+
+    def _run(self, *args, timeout=60):
+        import subprocess
+        # Postfix writes its errors to stderr only when that is a terminal
+        # (else to syslog, absent here): the maillog file is the record.
+        return subprocess.run([POSTFIX, "-c", str(self.dir / "etc"), *args],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def start(self, timeout=30):
+        r = self._run("start")
+        if r.returncode != 0:
+            raise RuntimeError(f"postfix start failed ({r.returncode}): {r.stdout}{r.stderr}\n"
+                               f"{self.log()}")
+        self.started = True
+        wait_until(lambda: self._answers(), timeout, f"Postfix smtpd on {self.host}:{self.port}")
+        return self
+
+    def _answers(self):
+        try:
+            with RawSMTP(self.port, host=self.host, timeout=5) as c:
+                c.greeting()
+                c.ok("QUIT", 221)
+            return True
+        except (OSError, AssertionError):
+            return False
+
+    def stop(self):
+        if self.started:
+            r = self._run("stop")
+            if r.returncode != 0:
+                self._run("abort")
+            self.started = False
+            # wait until the listener is gone (master closes it on exit)
+            try:
+                wait_until(lambda: not self._listening(), 20, "Postfix to stop listening")
+            except AssertionError:
+                pass
+
+    def _listening(self):
+        try:
+            with socket.create_connection((self.host, self.port), timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def cleanup(self):
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log(self):
+        try:
+            return (self.dir / "maillog").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def new(self, user):
+        return self.dir / "vmail" / self.domain / user / "new"

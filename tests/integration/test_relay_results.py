@@ -2,6 +2,8 @@
 recipient results, retries, expiry and delay warnings, DSNs (RFC 3464), no
 DSN for <>, connection reuse, SMTPUTF8/8BITMIME, TLS policy."""
 
+import time
+
 import pytest
 
 from conftest import HOSTNAME, make_message, wait_until
@@ -131,30 +133,34 @@ def test_dsn_to_remote_sender_is_relayed(relay_env):
     assert srv.all_delivered() == []
 
 
-def test_connection_reuse(relay_env):
-    """5 messages for one domain ready at the same time go over fewer
-    connections than messages (RFC 5321 allows several transactions per
-    session; the spec: reuse up to messages_per_connection).
-
-    To have them ready together, the domain's MX lookup SERVFAILs while they
-    are accepted (each is deferred); then DNS is fixed and the retries find
-    all five queued."""
-    sink = one_mx(relay_env, "reuse.test")
-    relay_env.dns.servfail("reuse.test")
-    srv = relay_env.postern(queue={"retry_initial_s": 2, "retry_max_s": 2})
+def send_five(srv, domain, prefix):
     from conftest import RawSMTP, dot_stuff
     sent = []
     with RawSMTP(srv.port) as c:
         c.greeting()
         c.ehlo()
         for i in range(5):
-            msg = make_message(f"reuse {i}")
+            msg = make_message(f"{prefix} {i}")
             sent.append(msg)
-            c.transaction(SENDER, [f"u{i}@reuse.test"], dot_stuff(msg))
+            c.transaction(SENDER, [f"u{i}@{domain}"], dot_stuff(msg))
         c.ok("QUIT", 221)
-    wait_until(lambda: len(log_events_with(srv, "delivery", status="deferred")) >= 5, 15,
-               "5 deferred deliveries")
-    relay_env.dns.servfail("reuse.test", on=False)
+    return sent
+
+
+def test_connection_reuse(relay_env):
+    """5 messages for one domain queued quickly go over fewer connections than
+    messages (the spec: several messages to one domain reuse one connection,
+    up to messages_per_connection).
+
+    "Quickly" made certain: the name server takes 1.5 s to answer the MX
+    query for the domain, so all five are queued (accepted within a few ms of
+    each other) before any connection to the domain can exist."""
+    sink = one_mx(relay_env, "reuse.test")
+    relay_env.dns.delay("reuse.test", 1.5)
+    srv = relay_env.postern()
+    t0 = time.monotonic()
+    sent = send_five(srv, "reuse.test", "reuse")
+    assert time.monotonic() - t0 < 1.5, "the five messages were not queued within the DNS delay"
     msgs = sink.wait_messages(5)
     srv.wait_queue_empty()
     assert sorted(m["rcpt_tos"][0] for m in msgs) == [f"u{i}@reuse.test" for i in range(5)]
@@ -164,30 +170,62 @@ def test_connection_reuse(relay_env):
     conns = {m["conn"] for m in msgs}
     assert len(conns) < 5, (f"5 messages to one domain came over {len(conns)} connections "
                             f"(sink connections: {sink.connections})")
+    assert len(sink.connections) < 5, (f"{len(sink.connections)} connections opened for 5 "
+                                       f"messages to one domain: {sink.connections}")
     assert len(sink.connections) < 5, sink.connections
 
 
 def test_connection_reuse_one_connection_per_domain(relay_env):
-    """concurrency_per_domain 1: messages queued behind a busy connection are
-    sent over it; never two connections at once."""
+    """concurrency_per_domain 1: the five queued messages go over the one
+    connection allowed."""
     sink = one_mx(relay_env, "single.test")
-    relay_env.dns.servfail("single.test")
-    srv = relay_env.postern(remote={"concurrency_per_domain": 1},
-                            queue={"retry_initial_s": 2, "retry_max_s": 2})
-    from conftest import RawSMTP, dot_stuff
-    with RawSMTP(srv.port) as c:
-        c.greeting()
-        c.ehlo()
-        for i in range(5):
-            c.transaction(SENDER, [f"u{i}@single.test"], dot_stuff(make_message(f"one {i}")))
-        c.ok("QUIT", 221)
-    wait_until(lambda: len(log_events_with(srv, "delivery", status="deferred")) >= 5, 15,
-               "5 deferred deliveries")
-    relay_env.dns.servfail("single.test", on=False)
+    relay_env.dns.delay("single.test", 1.5)
+    srv = relay_env.postern(remote={"concurrency_per_domain": 1})
+    t0 = time.monotonic()
+    send_five(srv, "single.test", "single")
+    assert time.monotonic() - t0 < 1.5, "the five messages were not queued within the DNS delay"
     msgs = sink.wait_messages(5)
     srv.wait_queue_empty()
     assert sorted(m["rcpt_tos"][0] for m in msgs) == [f"u{i}@single.test" for i in range(5)]
-    assert len({m["conn"] for m in msgs}) < 5, sink.connections
+    assert len(sink.connections) == 1, sink.connections
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "KNOWN BUG: 5 messages for one domain due at once (start-up backlog) make postern "
+    "open 5 connections, one per queued job (remote_agent pump(): 'per < q.size()'); "
+    "the spec wants several messages to one domain to reuse one connection"))
+def test_connection_reuse_backlog_at_start(relay_env):
+    """5 messages for one domain all due at once (a backlog found at start-up,
+    as after a restart or a retry wave) go over fewer connections than
+    messages.
+
+    The backlog is made without timing: the domain's name server does not
+    answer while the messages are accepted, so no delivery attempt ends;
+    postern is stopped, DNS is fixed, and the restarted postern finds five
+    never-attempted messages in its queue."""
+    # the sink greets after 0.5 s: every connection postern opens for the
+    # backlog is open (and counted) before any of them can carry a message
+    sink = one_mx(relay_env, "backlog.test", greeting_delay=0.5)
+    relay_env.dns.drop("backlog.test")
+    srv = relay_env.postern()
+    sent = send_five(srv, "backlog.test", "backlog")
+    wait_until(lambda: len(relay_env.dns.queried("backlog.test", "MX")) >= 1, 10,
+               "postern asking for the MX")
+    srv.stop()
+    assert len(srv.queue_files()) >= 5 or srv.incoming_files(), "the five must still be queued"
+    assert log_events_with(srv, "delivery") == []
+    relay_env.dns.drop("backlog.test", on=False)
+    srv.start()
+    msgs = sink.wait_messages(5)
+    srv.wait_queue_empty()
+    assert sorted(m["rcpt_tos"][0] for m in msgs) == [f"u{i}@backlog.test" for i in range(5)]
+    for m in msgs:
+        assert m["data"].endswith(sent[int(m["rcpt_tos"][0][1])])
+    conns = {m["conn"] for m in msgs}
+    assert len(conns) < 5, (f"5 messages to one domain came over {len(conns)} connections "
+                            f"(sink connections: {sink.connections})")
+    assert len(sink.connections) < 5, (f"{len(sink.connections)} connections opened for 5 "
+                                       f"messages to one domain: {sink.connections}")
 
 
 def test_messages_per_connection_limit(relay_env):
@@ -273,3 +311,18 @@ def test_tls_policy_encrypt_defers_4_7_4(relay_env):
     assert sink.messages == [] and sink.mails_tried == []
     assert srv.queue_files()
     assert srv.all_delivered() == [] and log_events_with(srv, "dsn") == []
+
+
+def test_expiry_without_delay_warning(relay_env):
+    """delay_warning_s 0 disables the "delayed" notice: only the failure."""
+    sink = one_mx(relay_env, "slow2.test")
+    sink.rcpt_replies = {"x@slow2.test": "450 4.2.1 x: over quota, try later"}
+    srv = relay_env.postern(queue={"retry_initial_s": 1, "retry_max_s": 1,
+                                   "give_up_s": 2, "delay_warning_s": 0})
+    qid, _ = send(srv, ["x@slow2.test"])
+    wait_log(srv, "dsn", timeout=30, id=qid, action="failed")
+    srv.wait_queue_empty()
+    (dsn,) = wait_dsns(srv, SENDER, 1)
+    r = dsn["recipients"][0]
+    assert r["action"].lower() == "failed" and r["status"] == "4.4.7", r
+    assert [unq(e["action"]) for e in log_events_with(srv, "dsn")] == ["failed"]

@@ -206,3 +206,43 @@ def test_mx_host_without_address_falls_back(relay_env):
     assert_relayed_copy(m, rcpts=["user@noaddr.test"], body=msg)
     wait_log(srv, "delivery", id=qid, status="sent", relay="mx2.noaddr.test")
     srv.wait_queue_empty()
+
+
+def test_ipv6_only_mx_host(relay_env):
+    """An MX host with only an AAAA record (::1) is reached over IPv6."""
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", relay_env.port))
+    except OSError as e:
+        pytest.skip(f"cannot listen on [::1]:{relay_env.port}: {e}")
+    d = relay_env.dns
+    d.mx("six.test", (10, "mx.six.test"))
+    d.aaaa("mx.six.test", "::1")
+    sink = relay_env.sink("::1")
+    srv = relay_env.postern()
+    qid, msg = send(srv, ["user@six.test"])
+    (m,) = sink.wait_messages(1)
+    assert_relayed_copy(m, rcpts=["user@six.test"], body=msg)
+    assert m["peer"][0] == "::1", m["peer"]
+    wait_log(srv, "delivery", id=qid, status="sent", relay="mx.six.test")
+    srv.wait_queue_empty()
+
+
+def test_helo_fallback(relay_env):
+    """A server that refuses EHLO gets HELO, and plain SMTP (no ESMTP
+    parameters on MAIL FROM)."""
+    d = relay_env.dns
+    d.mx("old.test", (10, "mx.old.test"))
+    d.a("mx.old.test", "127.0.0.2")
+    sink = relay_env.sink("127.0.0.2", refuse_ehlo=True)
+    srv = relay_env.postern()
+    qid, msg = send(srv, ["user@old.test"])
+    (m,) = sink.wait_messages(1)
+    assert sink.ehlo_refused >= 1
+    assert [c["verb"] for c in sink.connections] == ["HELO"], sink.connections
+    assert m["ehlo"] == HOSTNAME and m["rcpt_tos"] == ["user@old.test"], m
+    assert m["mail_options"] == [], m["mail_options"]
+    assert m["data"].endswith(msg)
+    wait_log(srv, "delivery", id=qid, status="sent")
+    srv.wait_queue_empty()
