@@ -146,9 +146,15 @@ asio::awaitable<std::error_code> connect_within(net::tcp::socket& sock, net::tcp
     co_return std::get<0>(std::get<0>(r));
 }
 
-// Drives one connected session; returns true when the host was usable (at
-// least one job got answers), false to try the next address/host.
-asio::awaitable<bool> run_session(std::shared_ptr<state> st, std::string domain, std::string host,
+// How a connection ended, for the worker's next step.
+enum class session_end {
+    finished,  // the host answered for the jobs it took (more may follow on a new connection)
+    next_host, // unusable before any job: try the next address / MX host
+    fail_rest, // a failure no other host would cure (e.g. AUTH refused): defer the queue
+};
+
+// Drives one connected session.
+asio::awaitable<session_end> run_session(std::shared_ptr<state> st, std::string domain, std::string host,
                                   net::tcp::socket sock, failure& last)
 {
     const auto ccfg = client_config_for(*st, domain);
@@ -161,7 +167,7 @@ asio::awaitable<bool> run_session(std::shared_ptr<state> st, std::string domain,
         dog.disarm();
         if (ec) {
             last = {451, "4.7.5", host + ": TLS handshake failed: " + ec.message()};
-            co_return false;
+            co_return session_end::next_host;
         }
     }
     smtp::client_session cs(ccfg);
@@ -237,8 +243,12 @@ asio::awaitable<bool> run_session(std::shared_ptr<state> st, std::string domain,
             stream.socket().close(ec);
             const auto& f = cs.failure();
             if (f.any) {
-                last.code = f.code >= 400 && f.code < 600 ? f.code : 451;
+                // A connection-level failure (greeting, TLS, AUTH, lost peer)
+                // says nothing final about the recipients: defer, never bounce.
+                last.code = f.code >= 400 && f.code < 500 ? f.code : 451;
                 last.enhanced = f.enhanced.empty() ? "4.4.2" : f.enhanced;
+                if (last.enhanced[0] == '5')
+                    last.enhanced[0] = '4';
                 last.text = host + ": " + f.text;
                 if (current) { // should not happen: message_done precedes closed
                     std::vector<smtp::rcpt_result> rs(current->recipients.size(),
@@ -248,9 +258,11 @@ asio::awaitable<bool> run_session(std::shared_ptr<state> st, std::string domain,
                 }
                 log::info("remote_session").kv("domain", domain).kv("host", host)
                     .kv("result", "failed").kv("detail", f.text);
-                co_return used || !f.try_next_host;
+                if (used)
+                    co_return session_end::finished;
+                co_return f.try_next_host ? session_end::next_host : session_end::fail_rest;
             }
-            co_return true;
+            co_return session_end::finished;
         }
         }
     }
@@ -277,9 +289,9 @@ asio::awaitable<void> worker(std::shared_ptr<state> st, std::string domain)
         }
         hosts = std::move(p.hosts);
     }
-    bool delivered = false;
+    bool delivered = false, give_up = false;
     for (const auto& host : hosts) {
-        if (st->queues[domain].empty() || delivered)
+        if (st->queues[domain].empty() || delivered || give_up)
             break;
         std::vector<asio::ip::address> addrs;
         std::error_code aec;
@@ -294,7 +306,7 @@ asio::awaitable<void> worker(std::shared_ptr<state> st, std::string domain)
             }
             addrs = std::move(a.addresses);
         }
-        for (std::size_t i = 0; i < addrs.size() && i < 4 && !delivered; ++i) {
+        for (std::size_t i = 0; i < addrs.size() && i < 4 && !delivered && !give_up; ++i) {
             if (st->queues[domain].empty())
                 break;
             net::tcp::socket sock(st->io);
@@ -304,7 +316,11 @@ asio::awaitable<void> worker(std::shared_ptr<state> st, std::string domain)
                                           std::to_string(port) + ": " + ec.message()};
                 continue;
             }
-            delivered = co_await run_session(st, domain, host, std::move(sock), last);
+            switch (co_await run_session(st, domain, host, std::move(sock), last)) {
+            case session_end::finished: delivered = true; break;
+            case session_end::next_host: break;
+            case session_end::fail_rest: give_up = true; break;
+            }
         }
     }
     if (!st->queues[domain].empty() && !delivered)
@@ -337,9 +353,11 @@ void pump(std::shared_ptr<state> st)
         return;
     for (auto& [domain, q] : st->queues) {
         auto& per = st->active_per_domain[domain];
-        // One connection per queued job at most, within both caps.
+        // One connection per ten queued jobs (each connection carries several
+        // messages: reuse), within both caps; a backlog still gets parallelism.
+        const std::size_t wanted = (q.size() + 9) / 10;
         while (!q.empty() && st->active < st->cfg.remote.concurrency &&
-               per < st->cfg.remote.concurrency_per_domain && per < q.size()) {
+               per < st->cfg.remote.concurrency_per_domain && per < wanted) {
             ++st->active;
             ++per;
             asio::co_spawn(st->io, worker(st, domain), log_worker_failure);

@@ -190,10 +190,6 @@ def test_connection_reuse_one_connection_per_domain(relay_env):
     assert len(sink.connections) == 1, sink.connections
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "KNOWN BUG: 5 messages for one domain due at once (start-up backlog) make postern "
-    "open 5 connections, one per queued job (remote_agent pump(): 'per < q.size()'); "
-    "the spec wants several messages to one domain to reuse one connection"))
 def test_connection_reuse_backlog_at_start(relay_env):
     """5 messages for one domain all due at once (a backlog found at start-up,
     as after a restart or a retry wave) go over fewer connections than
