@@ -71,9 +71,11 @@ int serve(const config::settings& s)
             io.stop();
         });
 
+        // The control socket first: it refuses to start when another live
+        // server owns this spool, before this one scans or delivers anything.
+        control.start();
         runner.start();
         smtp.start();
-        control.start();
         log::info("start").kv("version", POSTERN_VERSION).kv("config", s.source)
             .kv("hostname", s.hostname).kv("spool", s.spool_dir).kv("mail_root", s.mail_root);
         io.run();

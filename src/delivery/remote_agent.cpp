@@ -336,15 +336,7 @@ asio::awaitable<void> worker(std::shared_ptr<state> st, std::string domain)
 
 void log_worker_failure(std::exception_ptr e)
 {
-    if (!e)
-        return;
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-        log::error("remote_worker_crash").kv("error", x.what());
-    } catch (...) {
-        log::error("remote_worker_crash").kv("error", "unknown exception");
-    }
+    log::exception("remote_worker_crash", e);
 }
 
 void pump(std::shared_ptr<state> st)

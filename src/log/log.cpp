@@ -119,6 +119,19 @@ line& line::kv(std::string_view key, double value)
     return kv(key, std::string_view(b));
 }
 
+void exception(std::string_view event, std::exception_ptr e)
+{
+    if (!e)
+        return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        error(event).kv("error", x.what());
+    } catch (...) {
+        error(event).kv("error", "unknown exception");
+    }
+}
+
 void set_fd(int fd) { out_fd.store(fd); }
 void set_verbose(bool on) { verbose.store(on); }
 

@@ -109,15 +109,7 @@ std::string reply_error(const std::string& reply)
 
 void log_spawn_failure(std::exception_ptr e)
 {
-    if (!e)
-        return;
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-        log::error("control_crash").kv("error", x.what());
-    } catch (...) {
-        log::error("control_crash").kv("error", "unknown exception");
-    }
+    log::exception("control_crash", e);
 }
 
 std::system_error path_error(std::error_code ec, const std::string& path, const std::string& what)

@@ -112,15 +112,7 @@ smtp::rcpt_verdict verdict_for(const route::table& routes, const mail::address& 
 
 void log_spawn_failure(std::exception_ptr e)
 {
-    if (!e)
-        return;
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-        log::error("session_crash").kv("error", x.what());
-    } catch (...) {
-        log::error("session_crash").kv("error", "unknown exception");
-    }
+    log::exception("session_crash", e);
 }
 
 // The io thread's read buffer: reads are synchronous (non-blocking) after a

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <string_view>
 
@@ -37,6 +38,11 @@ inline line info(std::string_view event) { return line(severity::info, event); }
 inline line warn(std::string_view event) { return line(severity::warn, event); }
 inline line error(std::string_view event) { return line(severity::error, event); }
 inline line fatal(std::string_view event) { return line(severity::fatal, event); }
+
+// Logs what an exception_ptr holds as an error line (no-op for null): the
+// completion handler of every co_spawn (STYLE 9), so a failed coroutine is
+// logged and contained.
+void exception(std::string_view event, std::exception_ptr e);
 
 // Lines go to this descriptor (default 2, stderr). Set once at start-up.
 void set_fd(int fd);
