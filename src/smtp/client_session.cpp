@@ -254,28 +254,17 @@ void client_session::feed(std::string_view bytes)
 
 void client_session::peer_closed()
 {
-    switch (state_) {
-    case state::closed:
-        return;
-    case state::quitting:
-        state_ = state::closed;
-        return;
-    case state::greeting:
-    case state::ehlo:
-    case state::helo:
-    case state::starttls:
-    case state::tls_handshake:
-    case state::auth:
-    case state::ready:
-    case state::transaction:
-    case state::body:
-    case state::final_reply:
-        fail(421, "4.4.2", "lost connection " + context(), false);
-        return;
-    }
+    connection_ended("lost connection ");
 }
 
 void client_session::timeout()
+{
+    connection_ended("conversation timed out ");
+}
+
+// The transport is gone (EOF, reset, deadline): whatever was in progress
+// ends in a 4xx for its recipients; a QUIT already sent ends cleanly.
+void client_session::connection_ended(std::string_view why)
 {
     switch (state_) {
     case state::closed:
@@ -293,7 +282,7 @@ void client_session::timeout()
     case state::transaction:
     case state::body:
     case state::final_reply:
-        fail(421, "4.4.2", "conversation timed out " + context(), false);
+        fail(421, "4.4.2", std::string(why) + context(), false);
         return;
     }
 }

@@ -203,6 +203,7 @@ private:
     void send_next_lockstep();
     void finish_message(bool final_seen);
     void send_body_piece();
+    void connection_ended(std::string_view why);
     void fail(int code, std::string_view enhanced, std::string text, bool send_quit);
     void fail_with(const reply& r, std::string_view what, bool send_quit);
     void protocol_error(const reply& r, std::string_view command);
