@@ -272,6 +272,10 @@ void pump(std::shared_ptr<state> st);
 
 asio::awaitable<void> worker(std::shared_ptr<state> st, std::string domain)
 {
+    // co_spawn dispatches inline on the io thread: yield first, so pump()
+    // never sees its maps changed under its loop (a cached DNS answer can
+    // otherwise run a worker to its end before co_spawn returns).
+    co_await asio::post(st->io, asio::use_awaitable);
     failure last;
     std::vector<std::string> hosts;
     std::uint16_t port = st->cfg.remote.port;
@@ -343,6 +347,7 @@ void pump(std::shared_ptr<state> st)
 {
     if (st->stopping)
         return;
+    std::vector<std::string> spawn;
     for (auto& [domain, q] : st->queues) {
         auto& per = st->active_per_domain[domain];
         // One connection per ten queued jobs (each connection carries several
@@ -352,9 +357,11 @@ void pump(std::shared_ptr<state> st)
                per < st->cfg.remote.concurrency_per_domain && per < wanted) {
             ++st->active;
             ++per;
-            asio::co_spawn(st->io, worker(st, domain), log_worker_failure);
+            spawn.push_back(domain);
         }
     }
+    for (auto& domain : spawn)
+        asio::co_spawn(st->io, worker(st, std::move(domain)), log_worker_failure);
 }
 
 void enqueue(std::shared_ptr<state> st, remote_job job)
