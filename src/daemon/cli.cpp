@@ -10,12 +10,15 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <stdexcept>
 #include <system_error>
 #include <vector>
+#include <termios.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include "postern/auth/password.hpp"
 #include "postern/config/config.hpp"
 #include "postern/daemon/serve.hpp"
 #include "postern/server/control_server.hpp"
@@ -49,6 +52,8 @@ const char* usage_text =
     "                                 and talk to the running server through\n"
     "                                 <spool_dir>/control.sock; --json prints the\n"
     "                                 server's JSON reply for scripts)\n"
+    "  hash-password                  read one password line from standard input\n"
+    "                                 and print its $pbkdf2-sha256$ hash\n"
     "  help                           this text\n"
     "  --version                      print the version\n";
 
@@ -402,6 +407,65 @@ int queue_main(std::span<const std::string_view> args)
     return exit_ok;
 }
 
+// ---- postern hash-password
+
+// Turns terminal echo off for its lifetime (when stdin is a terminal).
+class echo_off {
+public:
+    echo_off()
+    {
+        if (::isatty(STDIN_FILENO) == 1 && ::tcgetattr(STDIN_FILENO, &saved_) == 0) {
+            termios quiet = saved_;
+            quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+            active_ = ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+        }
+    }
+    ~echo_off()
+    {
+        if (active_)
+            ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_);
+    }
+    echo_off(const echo_off&) = delete;
+    echo_off& operator=(const echo_off&) = delete;
+    bool active() const noexcept { return active_; }
+
+private:
+    termios saved_{};
+    bool active_ = false;
+};
+
+int hash_password_main(std::span<const std::string_view> args)
+{
+    if (!args.empty()) {
+        std::cerr << "postern: hash-password takes no arguments (the password comes on standard input)\n"
+                  << usage_text;
+        return exit_usage;
+    }
+    std::string password;
+    {
+        echo_off quiet;
+        if (quiet.active())
+            std::cerr << "Password: " << std::flush;
+        std::getline(std::cin, password);
+        if (quiet.active())
+            std::cerr << "\n";
+    }
+    if (!password.empty() && password.back() == '\r')
+        password.pop_back();
+    if (password.empty()) {
+        std::cerr << "postern: hash-password: empty password (give one line on standard input)\n";
+        return exit_usage;
+    }
+    try {
+        std::cout << auth::hash_password(password) << "\n";
+    } catch (const std::runtime_error& e) {
+        std::cerr << "postern: hash-password: " << e.what() << "\n";
+        return exit_failure;
+    }
+    std::cout.flush();
+    return std::cout ? exit_ok : exit_failure;
+}
+
 } // namespace
 
 int main(std::span<const std::string_view> args)
@@ -422,6 +486,8 @@ int main(std::span<const std::string_view> args)
     }
     if (cmd == "queue")
         return queue_main(rest);
+    if (cmd == "hash-password")
+        return hash_password_main(rest);
     if (cmd == "serve" || cmd == "check-config") {
         options o;
         if (!parse_options(rest, o))

@@ -302,6 +302,12 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, net::tcp::
                 }
                 break;
             }
+            case smtp::event::start_tls:
+                // Not reachable yet: this shell configures no STARTTLS
+                // (session_config::starttls stays false until issue 5 wires
+                // tls::stream in). Closing is the safe answer.
+                open = false;
+                break;
             case smtp::event::close:
                 if (!s.output().empty()) {
                     set_deadline(c, std::chrono::seconds(10));

@@ -8,7 +8,7 @@ namespace postern::smtp {
 
 namespace {
 
-constexpr std::array<command_spec, 10> commands{{
+constexpr std::array<command_spec, 11> commands{{
     {verb::ehlo, "EHLO", arg_rule::required},
     {verb::helo, "HELO", arg_rule::required},
     {verb::mail, "MAIL", arg_rule::required},
@@ -19,6 +19,7 @@ constexpr std::array<command_spec, 10> commands{{
     {verb::quit, "QUIT", arg_rule::none},
     {verb::vrfy, "VRFY", arg_rule::required},
     {verb::help, "HELP", arg_rule::optional},
+    {verb::starttls, "STARTTLS", arg_rule::none}, // RFC 3207 4: no parameters
 }};
 
 bool is_keyword(std::string_view k)

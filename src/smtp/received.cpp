@@ -20,7 +20,7 @@ void append_sanitised(std::string& out, std::string_view s)
 std::string received_header(const received_fields& f)
 {
     std::string h;
-    h.reserve(160 + f.helo.size() + f.for_rcpt.size());
+    h.reserve(200 + f.helo.size() + f.for_rcpt.size() + f.tls.size());
     h.append("Received: from ");
     append_sanitised(h, f.helo);
     // RFC 5321 4.4 TCP-info: an address-literal, "IPv6:" tagged for IPv6.
@@ -34,6 +34,18 @@ std::string received_header(const received_fields& f)
     h.append(f.protocol);
     h.append(" id ");
     h.append(f.id);
+    if (!f.tls.empty()) {
+        // Sendmail's layout; the words come from our TLS library, but a
+        // cipher name must still never break the header or the comment.
+        auto sp = f.tls.find(' ');
+        h.append("\r\n\t(version=");
+        append_sanitised(h, f.tls.substr(0, sp));
+        if (sp != std::string_view::npos) {
+            h.append(" cipher=");
+            append_sanitised(h, f.tls.substr(sp + 1));
+        }
+        h.append(")");
+    }
     if (!f.for_rcpt.empty()) {
         h.append("\r\n\tfor <");
         h.append(f.for_rcpt);

@@ -42,7 +42,7 @@ bool same_address(const mail::address& a, const mail::address& b)
 
 } // namespace
 
-server_session::server_session(session_config cfg) : cfg_(std::move(cfg)) {}
+server_session::server_session(session_config cfg) : cfg_(std::move(cfg)), tls_active_(cfg_.implicit_tls) {}
 
 void server_session::start()
 {
@@ -71,11 +71,15 @@ std::string_view server_session::protocol() const noexcept
 {
     if (!extended_)
         return "SMTP";
+    if (tls_active_)
+        return env_.smtputf8 ? "UTF8SMTPS" : "ESMTPS";
     return env_.smtputf8 ? "UTF8SMTP" : "ESMTP";
 }
 
 void server_session::feed(std::string_view bytes)
 {
+    if (state_ == state::tls_pending)
+        return; // plaintext sent after our 220 is never run (CVE-2011-0411)
     if (in_pos_ == in_.size()) {
         in_.clear();
         in_pos_ = 0;
@@ -148,6 +152,8 @@ event server_session::next()
             return event::check_rcpt;
         case state::commit_wait:
             return event::commit;
+        case state::tls_pending:
+            return event::start_tls;
         case state::data: {
             std::string_view avail(in_);
             avail.remove_prefix(in_pos_);
@@ -232,6 +238,9 @@ void server_session::handle_line(std::string_view line)
     case verb::help:
         reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
         return;
+    case verb::starttls:
+        handle_starttls();
+        return;
     }
 }
 
@@ -259,7 +268,72 @@ void server_session::handle_ehlo(std::string_view args, bool extended)
         "ENHANCEDSTATUSCODES",
         "SMTPUTF8",
     };
-    append_multiline(out_, 250, lines);
+    if (!cfg_.starttls || tls_active_) {
+        append_multiline(out_, 250, lines);
+        return;
+    }
+    const std::string with_starttls[] = {
+        lines[0], lines[1], lines[2], lines[3], "STARTTLS", lines[4], lines[5],
+    };
+    append_multiline(out_, 250, with_starttls);
+}
+
+void server_session::handle_starttls()
+{
+    if (tls_active_) {
+        error_reply(503, "5.5.1", "Error: TLS already active");
+        return;
+    }
+    if (!cfg_.starttls) {
+        // Not offered: the same answer as before STARTTLS existed (RFC 5321
+        // 4.2.4 allows 500 for a command the server does not recognise).
+        error_reply(500, "5.5.1", "Error: command not recognized");
+        return;
+    }
+    if (state_ == state::greeted) {
+        error_reply(503, "5.5.1", "Error: send EHLO first");
+        return;
+    }
+    if (state_ == state::mail) {
+        error_reply(503, "5.5.1", "Error: MAIL transaction in progress");
+        return;
+    }
+    reply(220, "2.0.0", "Ready to start TLS");
+    // What the client pipelined after STARTTLS came in plain text and must
+    // not be run inside TLS (RFC 3207 4.2, CVE-2011-0411).
+    drop_input();
+    state_ = state::tls_pending;
+}
+
+void server_session::tls_started(bool ok, std::string description)
+{
+    bool implicit = state_ == state::fresh && cfg_.implicit_tls;
+    if (state_ != state::tls_pending && !implicit)
+        return;
+    if (!ok) {
+        // Nothing more can be said in plain text on a broken TLS stream.
+        drop_input();
+        state_ = state::closing;
+        return;
+    }
+    tls_active_ = true;
+    tls_description_ = std::move(description);
+    if (implicit)
+        return;
+    // RFC 3207 4.2: forget everything learnt from the client; it must EHLO
+    // again, and gets no second greeting.
+    drop_input();
+    reset_transaction();
+    helo_.clear();
+    extended_ = false;
+    state_ = state::greeted;
+}
+
+void server_session::drop_input()
+{
+    in_.clear();
+    in_pos_ = 0;
+    discarding_long_line_ = false;
 }
 
 void server_session::handle_mail(std::string_view args)

@@ -26,6 +26,7 @@ constexpr verb_row verbs[] = {
     {"DATA", verb::data, arg_rule::none},     {"RSET", verb::rset, arg_rule::none},
     {"NOOP", verb::noop, arg_rule::optional}, {"QUIT", verb::quit, arg_rule::none},
     {"VRFY", verb::vrfy, arg_rule::required}, {"HELP", verb::help, arg_rule::optional},
+    {"STARTTLS", verb::starttls, arg_rule::none},
 };
 
 std::string lower(std::string_view s)
@@ -75,7 +76,7 @@ TEST_CASE("every verb is recognised in upper, lower and mixed case")
 TEST_CASE("unknown verbs and verbs glued to their arguments are not commands")
 {
     const std::string_view lines[] = {
-        "", " ", "X", "EHL", "EHLOO", "MAILFROM:<a@x.test>", "STARTTLS", "AUTH PLAIN",
+        "", " ", "X", "EHL", "EHLOO", "MAILFROM:<a@x.test>", "STARTTLSX", "AUTH PLAIN",
         "BDAT 10", "TURN", " EHLO x", "EHLO\tx", "E HLO", "HELO\r", "QUIT\n",
     };
     for (auto l : lines) {

@@ -108,4 +108,48 @@ TEST_CASE("a HELO name with CR, LF, parentheses or other unsafe octets is saniti
     }
 }
 
+TEST_CASE("a TLS session adds a version and cipher comment after the id")
+{
+    auto f = base();
+    f.protocol = "ESMTPS";
+    f.tls = "TLSv1.3 TLS_AES_256_GCM_SHA384";
+    SUBCASE("with a for clause")
+    {
+        f.for_rcpt = "rcpt@example.org";
+        CHECK(received_header(f) == "Received: from client.example ([192.0.2.1])\r\n"
+                                    "\tby mx.test (postern) with ESMTPS id 0123456789abcdef\r\n"
+                                    "\t(version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384)\r\n"
+                                    "\tfor <rcpt@example.org>; Mon, 1 Jan 2024 00:00:00 +0000\r\n");
+    }
+    SUBCASE("without a for clause")
+    {
+        CHECK(received_header(f) == "Received: from client.example ([192.0.2.1])\r\n"
+                                    "\tby mx.test (postern) with ESMTPS id 0123456789abcdef\r\n"
+                                    "\t(version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384); "
+                                    "Mon, 1 Jan 2024 00:00:00 +0000\r\n");
+    }
+    SUBCASE("a description without a cipher")
+    {
+        f.tls = "TLSv1.2";
+        CHECK(received_header(f).find("\r\n\t(version=TLSv1.2); Mon") != std::string::npos);
+    }
+}
+
+TEST_CASE("no TLS comment without a TLS description")
+{
+    CHECK(received_header(base()).find("version=") == std::string::npos);
+}
+
+TEST_CASE("a TLS description with CR, LF, parentheses or spaces cannot break the header or the comment")
+{
+    auto f = base();
+    f.tls = "TLSv1.3\r\nX: y ci(ph)er\r\nBcc: z";
+    auto h = received_header(f);
+    CHECK(h.find("\t(version=TLSv1.3??X: cipher=y?ci?ph?er??Bcc:?z); ") != std::string::npos);
+    std::size_t crlf = 0;
+    for (std::size_t i = h.find("\r\n"); i != std::string::npos; i = h.find("\r\n", i + 1))
+        ++crlf;
+    CHECK(crlf == 3);
+}
+
 } // TEST_SUITE

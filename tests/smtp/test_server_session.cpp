@@ -73,7 +73,8 @@ namespace {
 //
 //   # comment                 blank lines and comments are ignored
 //   @config key=value ...     before anything else: max_message_size,
-//                             max_recipients, max_errors (hostname is mx.test)
+//                             max_recipients, max_errors, starttls (0|1),
+//                             implicit_tls (0|1) (hostname is mx.test)
 //   C: <line>                 client line, sent with CRLF. Consecutive C: and
 //                             @raw lines form one write (one feed()), so a
 //                             pipelined group is just C: lines with no S:
@@ -89,6 +90,13 @@ namespace {
 //   @envelope <from> [<to>...]   at a commit: sender path and recipients
 //   @smtputf8 0|1, @bodytype 7bit|8bitmime, @protocol SMTP|ESMTP|UTF8SMTP,
 //   @body <C-escaped>         more checks at a commit
+//   @tlsinfo <description>    at a commit: tls_description() (empty: none)
+//   @starttls                 the session must be at event start_tls (the
+//                             220 was sent before it, as the shell does)
+//   @tls ok <description> | fail
+//                             answers start_tls (the handshake's outcome);
+//                             first line with implicit_tls: the handshake
+//                             before start() (no greeting when it failed)
 //   @timeout                  the read deadline passed
 //   @refuse <why>             first line only: refused at connect (no greeting)
 //   @closed                   the session must have returned event::close
@@ -112,6 +120,8 @@ std::string_view event_name(event e)
         return "check_rcpt";
     case event::commit:
         return "commit";
+    case event::start_tls:
+        return "start_tls";
     case event::close:
         return "close";
     }
@@ -280,6 +290,10 @@ private:
                     cfg_.max_recipients = static_cast<std::uint32_t>(v);
                 else if (key == "max_errors")
                     cfg_.max_errors = static_cast<std::uint32_t>(v);
+                else if (key == "starttls")
+                    cfg_.starttls = v != 0;
+                else if (key == "implicit_tls")
+                    cfg_.implicit_tls = v != 0;
                 else
                     return fatal("unknown @config key " + key);
             }
@@ -288,6 +302,16 @@ private:
         if (head == "@refuse" && !session_) {
             session_.emplace(cfg_);
             session_->refuse(rest);
+            drive();
+            return;
+        }
+        if (head == "@tls" && !session_) {
+            // The implicit-TLS shell handshakes before it greets.
+            session_.emplace(cfg_);
+            if (!answer_tls(rest))
+                return;
+            if (rest != "fail")
+                session_->start();
             drive();
             return;
         }
@@ -311,8 +335,21 @@ private:
         if (head == "@commit")
             return do_commit(rest);
         if (head == "@envelope" || head == "@smtputf8" || head == "@bodytype" || head == "@protocol" ||
-            head == "@body")
+            head == "@body" || head == "@tlsinfo")
             return check_commit(head, rest);
+        if (head == "@starttls") {
+            if (last_ != event::start_tls)
+                fatal("expected event start_tls, got " + std::string(event_name(last_)));
+            return;
+        }
+        if (head == "@tls") {
+            expect_no_unread_replies("@tls");
+            if (last_ != event::start_tls)
+                return fatal("@tls but the session is at event " + std::string(event_name(last_)));
+            if (answer_tls(rest))
+                drive();
+            return;
+        }
         if (head == "@timeout") {
             expect_no_unread_replies("@timeout");
             session_->timeout();
@@ -377,7 +414,9 @@ private:
     void drive()
     {
         last_ = session_->next();
-        if (last_ == event::need_input || last_ == event::close) {
+        // The shell sends output() before it reads, before it closes and
+        // before the TLS handshake (the client waits for the 220).
+        if (last_ == event::need_input || last_ == event::close || last_ == event::start_tls) {
             std::string_view out = session_->output();
             while (!out.empty()) {
                 auto crlf = out.find("\r\n");
@@ -390,6 +429,20 @@ private:
             }
             session_->output().clear();
         }
+    }
+
+    // "ok <description>" or "fail" to tls_started(); false after a fatal error.
+    bool answer_tls(std::string_view rest)
+    {
+        if (rest.starts_with("ok ")) {
+            session_->tls_started(true, std::string(rest.substr(3)));
+        } else if (rest == "fail") {
+            session_->tls_started(false, {});
+        } else {
+            fatal("bad @tls answer " + std::string(rest));
+            return false;
+        }
+        return true;
     }
 
     void do_rcpt(std::string_view rest)
@@ -473,6 +526,10 @@ private:
                 return fatal("bad escape in @body");
             if (session_->body() != want)
                 fail("body differs: got \"" + session_->body() + "\"");
+        } else if (head == "@tlsinfo") {
+            if (session_->tls_description() != rest)
+                fail("tls_description() is \"" + std::string(session_->tls_description()) + "\", expected \"" +
+                     std::string(rest) + "\"");
         }
     }
 
@@ -483,7 +540,7 @@ private:
         if (fatal_)
             return;
         expect_no_unread_replies("the end of the transcript");
-        if (last_ == event::check_rcpt || last_ == event::commit)
+        if (last_ == event::check_rcpt || last_ == event::commit || last_ == event::start_tls)
             fail("the transcript ended with event " + std::string(event_name(last_)) + " unanswered");
         if (session_ && !session_->output().empty())
             fail("the transcript ended with unsent output");
@@ -557,6 +614,7 @@ struct driver {
             last = s.next();
             switch (last) {
             case event::need_input:
+            case event::start_tls:
             case event::close:
                 sent += s.output();
                 s.output().clear();
@@ -923,6 +981,72 @@ TEST_CASE("errors() counts refused commands and the limit closes the session")
     CHECK(d.send("DATA\r\nNOOP\r\nNOOP\r\n") == event::close);
     CHECK(d.take() == "503 5.5.1 Error: need MAIL command\r\n421 4.7.0 mx.test Error: too many errors\r\n");
     CHECK(d.s.errors() == 3);
+}
+
+TEST_CASE("plaintext after STARTTLS is dropped however it arrives (CVE-2011-0411)")
+{
+    session_config cfg = test_config();
+    cfg.starttls = true;
+    driver d(cfg);
+    d.run();
+    d.send("EHLO c\r\n");
+    d.take();
+    SUBCASE("pipelined in the same write, with a partial line at the end")
+    {
+        CHECK(d.send("STARTTLS\r\nNOOP\r\nNOO") == event::start_tls);
+    }
+    SUBCASE("written after the 220, before the handshake finished")
+    {
+        CHECK(d.send("STARTTLS\r\n") == event::start_tls);
+        CHECK(d.send("NOOP\r\nNOO") == event::start_tls);
+    }
+    CHECK(d.take() == "220 2.0.0 Ready to start TLS\r\n");
+    CHECK_FALSE(d.s.tls_active());
+    // The shell asks again before the handshake: still start_tls, nothing to send.
+    CHECK(d.run() == event::start_tls);
+    CHECK(d.take().empty());
+    d.s.tls_started(true, "TLSv1.3 TLS_AES_256_GCM_SHA384");
+    CHECK(d.s.tls_active());
+    CHECK(d.s.tls_description() == "TLSv1.3 TLS_AES_256_GCM_SHA384");
+    CHECK(d.s.helo().empty());
+    CHECK(d.s.protocol() == "SMTP");
+    CHECK(d.run() == event::need_input);
+    CHECK(d.take().empty());
+    // "P\r\n" would complete a kept "NOO" into a NOOP.
+    CHECK(d.send("P\r\n") == event::need_input);
+    CHECK(d.take() == "500 5.5.1 Error: command not recognized\r\n");
+}
+
+TEST_CASE("tls_started outside a handshake is ignored")
+{
+    session_config cfg = test_config();
+    cfg.starttls = true;
+    driver d(cfg);
+    d.run();
+    d.take();
+    d.s.tls_started(true, "TLSv1.3 X");
+    CHECK_FALSE(d.s.tls_active());
+    CHECK(d.s.tls_description().empty());
+    d.s.tls_started(false, {});
+    CHECK(d.send("NOOP\r\n") == event::need_input);
+    CHECK(d.take() == "250 2.0.0 Ok\r\n");
+}
+
+TEST_CASE("protocol() adds S after EHLO over TLS and keeps SMTP after HELO")
+{
+    session_config cfg = test_config();
+    cfg.implicit_tls = true;
+    driver d(cfg);
+    CHECK(d.s.tls_active());
+    d.s.tls_started(true, "TLSv1.3 TLS_AES_128_GCM_SHA256");
+    d.run();
+    CHECK(d.take() == "220 mx.test ESMTP postern\r\n");
+    CHECK(d.s.tls_description() == "TLSv1.3 TLS_AES_128_GCM_SHA256");
+    d.send("EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n.\r\n");
+    d.send("MAIL FROM:<a@x.test> SMTPUTF8\r\nRCPT TO:<b@x.test>\r\nDATA\r\n.\r\n");
+    d.send("HELO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n.\r\n");
+    CHECK(d.protocols == std::vector<std::string>{"ESMTPS", "UTF8SMTPS", "SMTP"});
+    CHECK(d.take().find("STARTTLS") == std::string::npos);
 }
 
 } // TEST_SUITE

@@ -1,5 +1,6 @@
 // smtp/received.hpp — the trace header added to every accepted message
 // (RFC 5321 4.4; protocol words from RFC 3848 and RFC 6531 3.7.3). Pure.
+// The TLS comment is CFWS where RFC 5321 4.4 allows it (before FOR or ';').
 #pragma once
 
 #include <string>
@@ -15,9 +16,12 @@ struct received_fields {
     std::string_view id;        // queue id
     std::string_view for_rcpt;  // the single recipient, or empty (never list several: privacy)
     std::string_view date;      // RFC 5322 date-time
+    std::string_view tls = {};  // "TLSv1.3 TLS_AES_256_GCM_SHA384" (version, space, cipher), or empty
 };
 
 // "Received: from helo ([ip])\r\n\tby host (postern) with ESMTP id ID\r\n\tfor <r>; date\r\n"
+// With tls, a comment after the id (sanitised like the HELO name):
+// "... with ESMTPS id ID\r\n\t(version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384)\r\n\tfor <r>; date\r\n"
 std::string received_header(const received_fields& f);
 
 } // namespace postern::smtp
