@@ -4,7 +4,9 @@
 
 build_packages=(meson ninja-build g++ pkg-config cmake libasio-dev libssl-dev libc-ares-dev
                 nlohmann-json3-dev doctest-dev)
-test_packages=(swaks python3 python3-pytest python3-aiosmtpd python3-dnslib)
+# postfix: the relay interop test delivers to a real Postfix (installed with
+# debconf's "No configuration": nothing of it runs until a test starts one).
+test_packages=(swaks openssl python3 python3-pytest python3-aiosmtpd python3-dnslib postfix)
 
 ensure_packages() {
     local missing=() p
@@ -16,6 +18,9 @@ ensure_packages() {
     local sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)
     export DEBIAN_FRONTEND=noninteractive
+    if printf '%s\n' "${missing[@]}" | grep -qx postfix; then
+        echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
+    fi
     "${sudo[@]}" apt-get update -q >&2 || true
     "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 }
