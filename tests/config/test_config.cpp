@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <doctest/doctest.h>
+
+#include "../temp_dir.hpp"
 #include <nlohmann/json.hpp>
 
 #include "postern/util/id.hpp"
@@ -60,11 +62,7 @@ std::string machine_hostname()
     return name.data();
 }
 
-struct temp_dir {
-    fs::path path = fs::temp_directory_path() / ("postern-test-" + postern::util::make_session_id());
-    temp_dir() { fs::create_directories(path); }
-    ~temp_dir() { fs::remove_all(path); }
-};
+using postern::testing::temp_dir;
 
 void check_same(const settings& a, const settings& b)
 {

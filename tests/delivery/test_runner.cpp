@@ -12,6 +12,8 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+
+#include "../temp_dir.hpp"
 #include <nlohmann/json.hpp>
 
 #include "postern/config/config.hpp"
@@ -29,11 +31,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_dir {
-    fs::path path = fs::temp_directory_path() / ("postern-test-" + util::make_session_id());
-    temp_dir() { fs::create_directories(path); }
-    ~temp_dir() { fs::remove_all(path); }
-};
+using postern::testing::files_under;
+using postern::testing::temp_dir;
 
 constexpr std::string_view hostname = "mx.example.test";
 constexpr std::int64_t t0 = 1700000000;
@@ -120,16 +119,6 @@ std::string contents(const fs::path& p)
     std::ifstream f(p, std::ios::binary);
     REQUIRE_MESSAGE(f, "cannot open " << p.string());
     return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-std::size_t files_under(const fs::path& root)
-{
-    std::size_t n = 0;
-    if (!fs::exists(root))
-        return 0;
-    for (const auto& e : fs::recursive_directory_iterator(root))
-        n += e.is_regular_file() ? 1 : 0;
-    return n;
 }
 
 } // namespace

@@ -10,6 +10,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../temp_dir.hpp"
+
 #include "postern/util/atomic_write.hpp"
 #include "postern/util/error.hpp"
 #include "postern/util/id.hpp"
@@ -21,15 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_dir {
-    fs::path path = fs::temp_directory_path() / ("postern-test-" + postern::util::make_session_id());
-    temp_dir() { fs::create_directories(path); }
-    ~temp_dir() { fs::remove_all(path); }
-    std::string str(std::string_view name = {}) const
-    {
-        return name.empty() ? path.string() : (path / name).string();
-    }
-};
+using postern::testing::temp_dir;
 
 std::error_code err(errc e)
 {

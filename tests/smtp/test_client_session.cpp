@@ -13,6 +13,8 @@
 
 #include <doctest/doctest.h>
 
+#include "transcript_text.hpp"
+
 #include "postern/smtp/dot_encoder.hpp"
 #include "postern/util/base64.hpp"
 
@@ -23,6 +25,10 @@
 using namespace postern::smtp;
 
 namespace {
+
+using postern::smtp::transcript::read_all;
+using postern::smtp::transcript::unescape;
+using postern::smtp::transcript::words;
 
 // ---------------------------------------------------------------------------
 // The client transcript runner.
@@ -91,68 +97,6 @@ std::string_view event_name(client_event e)
         return "closed";
     }
     return "?";
-}
-
-int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-bool unescape(std::string_view s, std::string& out)
-{
-    out.clear();
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] != '\\') {
-            out.push_back(s[i]);
-            continue;
-        }
-        if (++i == s.size())
-            return false;
-        switch (s[i]) {
-        case 'r':
-            out.push_back('\r');
-            break;
-        case 'n':
-            out.push_back('\n');
-            break;
-        case 't':
-            out.push_back('\t');
-            break;
-        case '0':
-            out.push_back('\0');
-            break;
-        case '\\':
-            out.push_back('\\');
-            break;
-        case 'x': {
-            int hi = i + 1 < s.size() ? hex_digit(s[i + 1]) : -1;
-            int lo = i + 2 < s.size() ? hex_digit(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return false;
-            out.push_back(static_cast<char>(hi * 16 + lo));
-            i += 2;
-            break;
-        }
-        default:
-            return false;
-        }
-    }
-    return true;
-}
-
-std::vector<std::string> words(std::string_view s)
-{
-    std::vector<std::string> out;
-    std::istringstream in{std::string(s)};
-    for (std::string w; in >> w;)
-        out.push_back(w);
-    return out;
 }
 
 std::string format_result(const rcpt_result& r)
@@ -589,23 +533,10 @@ std::vector<std::string> run_client_transcript(std::string name, std::string_vie
     return client_runner(std::move(name)).run_all(text);
 }
 
-std::string read_all(const std::filesystem::path& p)
-{
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 std::vector<std::filesystem::path> client_transcripts()
 {
-    std::vector<std::filesystem::path> out;
-    const auto dir = std::filesystem::path(POSTERN_TRANSCRIPT_DIR).parent_path() / "client_transcripts";
-    for (const auto& e : std::filesystem::directory_iterator(dir))
-        if (e.path().extension() == ".txt")
-            out.push_back(e.path());
-    std::sort(out.begin(), out.end());
-    return out;
+    return transcript::files_in(std::filesystem::path(POSTERN_TRANSCRIPT_DIR).parent_path() /
+                                "client_transcripts");
 }
 
 // A plain driver for the tests written in C++: writes every send and stops

@@ -16,6 +16,8 @@
 
 #include <doctest/doctest.h>
 
+#include "transcript_text.hpp"
+
 #include "postern/mail/envelope.hpp"
 #include "postern/util/error.hpp"
 #include "postern/util/result.hpp"
@@ -30,6 +32,10 @@ namespace mail = postern::mail;
 namespace util = postern::util;
 
 namespace {
+
+using postern::smtp::transcript::read_all;
+using postern::smtp::transcript::unescape;
+using postern::smtp::transcript::words;
 
 // The largest single allocation while tracking is on: a session that kept a
 // 10 MB line in memory would have to ask for a buffer at least that large.
@@ -128,17 +134,6 @@ std::string_view event_name(event e)
     return "?";
 }
 
-int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 // Expands {{N*c}} repetitions.
 std::string expand(std::string_view s)
 {
@@ -157,58 +152,6 @@ std::string expand(std::string_view s)
         }
         out.push_back(s[i++]);
     }
-    return out;
-}
-
-// C escapes; returns false on a malformed escape.
-bool unescape(std::string_view s, std::string& out)
-{
-    out.clear();
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] != '\\') {
-            out.push_back(s[i]);
-            continue;
-        }
-        if (++i == s.size())
-            return false;
-        switch (s[i]) {
-        case 'r':
-            out.push_back('\r');
-            break;
-        case 'n':
-            out.push_back('\n');
-            break;
-        case 't':
-            out.push_back('\t');
-            break;
-        case '0':
-            out.push_back('\0');
-            break;
-        case '\\':
-            out.push_back('\\');
-            break;
-        case 'x': {
-            int hi = i + 1 < s.size() ? hex_digit(s[i + 1]) : -1;
-            int lo = i + 2 < s.size() ? hex_digit(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return false;
-            out.push_back(static_cast<char>(hi * 16 + lo));
-            i += 2;
-            break;
-        }
-        default:
-            return false;
-        }
-    }
-    return true;
-}
-
-std::vector<std::string> words(std::string_view s)
-{
-    std::vector<std::string> out;
-    std::istringstream in{std::string(s)};
-    for (std::string w; in >> w;)
-        out.push_back(w);
     return out;
 }
 
@@ -562,22 +505,9 @@ std::vector<std::string> run_transcript(std::string name, std::string_view text)
     return transcript_runner(std::move(name)).run(text);
 }
 
-std::string read_all(const std::filesystem::path& p)
-{
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 std::vector<std::filesystem::path> transcripts()
 {
-    std::vector<std::filesystem::path> out;
-    for (const auto& e : std::filesystem::directory_iterator(POSTERN_TRANSCRIPT_DIR))
-        if (e.path().extension() == ".txt")
-            out.push_back(e.path());
-    std::sort(out.begin(), out.end());
-    return out;
+    return transcript::files_in(POSTERN_TRANSCRIPT_DIR);
 }
 
 void replay(const std::filesystem::path& p)

@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../temp_dir.hpp"
+
 #include "postern/util/id.hpp"
 
 using namespace postern::util;
@@ -12,15 +14,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_dir {
-    fs::path path = fs::temp_directory_path() / ("postern-test-" + make_session_id());
-    temp_dir() { fs::create_directories(path); }
-    ~temp_dir() { fs::remove_all(path); }
-    std::string str(std::string_view name = {}) const
-    {
-        return name.empty() ? path.string() : (path / name).string();
-    }
-};
+using postern::testing::temp_dir;
 
 } // namespace
 
