@@ -8,7 +8,7 @@ namespace postern::smtp {
 
 namespace {
 
-constexpr std::array<command_spec, 11> commands{{
+constexpr std::array<command_spec, 12> commands{{
     {verb::ehlo, "EHLO", arg_rule::required},
     {verb::helo, "HELO", arg_rule::required},
     {verb::mail, "MAIL", arg_rule::required},
@@ -20,6 +20,7 @@ constexpr std::array<command_spec, 11> commands{{
     {verb::vrfy, "VRFY", arg_rule::required},
     {verb::help, "HELP", arg_rule::optional},
     {verb::starttls, "STARTTLS", arg_rule::none}, // RFC 3207 4: no parameters
+    {verb::auth, "AUTH", arg_rule::required},     // RFC 4954 4: mechanism [initial-response]
 }};
 
 bool is_keyword(std::string_view k)

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <string_view>
+#include <vector>
 
 #include "postern/smtp/command.hpp"
 #include "postern/smtp/reply.hpp"
+#include "postern/util/base64.hpp"
 #include "postern/util/strings.hpp"
 
 namespace postern::smtp {
@@ -13,6 +15,14 @@ namespace {
 
 // RFC 5321 4.5.3.1.4: a command line is at most 512 octets with its CRLF.
 constexpr std::size_t max_command_line = 512;
+// RFC 4954 4: an AUTH command line and each SASL response line may be up to
+// 12288 octets (initial responses grow with the credentials).
+constexpr std::size_t max_auth_line = 12288;
+
+// RFC 4954 4: "334 " then the base64 challenge; LOGIN's are the fixed
+// prompts every client expects: "Username:" and "Password:".
+constexpr std::string_view login_user_prompt = "VXNlcm5hbWU6";
+constexpr std::string_view login_password_prompt = "UGFzc3dvcmQ6";
 
 bool is_printable_word(std::string_view s)
 {
@@ -71,9 +81,12 @@ std::string_view server_session::protocol() const noexcept
 {
     if (!extended_)
         return "SMTP";
-    if (tls_active_)
-        return env_.smtputf8 ? "UTF8SMTPS" : "ESMTPS";
-    return env_.smtputf8 ? "UTF8SMTP" : "ESMTP";
+    // Indexed by [smtputf8][tls][authenticated].
+    static constexpr std::string_view names[2][2][2] = {
+        {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+        {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
+    };
+    return names[env_.smtputf8 ? 1 : 0][tls_active_ ? 1 : 0][authenticated_ ? 1 : 0];
 }
 
 void server_session::feed(std::string_view bytes)
@@ -112,8 +125,9 @@ bool server_session::take_line(std::string_view& line)
     std::string_view avail(in_);
     avail.remove_prefix(in_pos_);
     auto nl = avail.find('\n');
+    const std::size_t limit = line_limit();
     if (nl == std::string_view::npos) {
-        if (avail.size() > max_command_line) {
+        if (avail.size() > limit) {
             // Keep memory bounded: drop what we have and skip to the next LF.
             discarding_long_line_ = true;
             in_.clear();
@@ -127,13 +141,26 @@ bool server_session::take_line(std::string_view& line)
     // only the DATA phase is strict about CRLF.
     if (!line.empty() && line.back() == '\r')
         line.remove_suffix(1);
-    if (discarding_long_line_ || line.size() + 2 > max_command_line) {
+    if (discarding_long_line_ || line.size() + 2 > limit) {
         discarding_long_line_ = false;
         line = {};
+        if (state_ == state::auth_response) {
+            auth_ = {}; // the exchange is over; RFC 4954 4 gives 500 for a bad line
+            state_ = state::ready;
+        }
         error_reply(500, "5.5.6", "Error: line too long");
         return false;
     }
     return true;
+}
+
+std::size_t server_session::line_limit() const noexcept
+{
+    if (state_ == state::auth_response)
+        return max_auth_line;
+    std::string_view avail(in_);
+    avail.remove_prefix(in_pos_);
+    return util::istarts_with(avail, "AUTH ") ? max_auth_line : max_command_line;
 }
 
 event server_session::next()
@@ -150,6 +177,10 @@ event server_session::next()
             return event::close;
         case state::rcpt_wait:
             return event::check_rcpt;
+        case state::sender_wait:
+            return event::check_sender;
+        case state::auth_wait:
+            return event::check_auth;
         case state::commit_wait:
             return event::commit;
         case state::tls_pending:
@@ -165,11 +196,15 @@ event server_session::next()
         }
         case state::greeted:
         case state::ready:
-        case state::mail: {
+        case state::mail:
+        case state::auth_response: {
             std::string_view line;
             std::size_t before = in_pos_;
             if (take_line(line)) {
-                handle_line(line);
+                if (state_ == state::auth_response)
+                    handle_auth_response(line);
+                else
+                    handle_line(line);
             } else if (in_pos_ == before) {
                 return event::need_input; // no complete line yet
             }
@@ -208,6 +243,11 @@ void server_session::handle_line(std::string_view line)
             error_reply(503, "5.5.1", "Error: send HELO/EHLO first");
         else if (state_ == state::mail)
             error_reply(503, "5.5.1", "Error: nested MAIL command");
+        else if (cfg_.submission && !authenticated_)
+            // RFC 6409 4.3 (and RFC 3207 4 for the wording before TLS).
+            error_reply(530, "5.7.0", auth_available() || cfg_.auth == auth_offer::never
+                                          ? "Error: authentication required"
+                                          : "Must issue a STARTTLS command first");
         else
             handle_mail(args);
         return;
@@ -241,6 +281,9 @@ void server_session::handle_line(std::string_view line)
     case verb::starttls:
         handle_starttls();
         return;
+    case verb::auth:
+        handle_auth(args);
+        return;
     }
 }
 
@@ -260,22 +303,152 @@ void server_session::handle_ehlo(std::string_view args, bool extended)
         reply(250, {}, cfg_.hostname);
         return;
     }
-    const std::string lines[] = {
+    std::vector<std::string> lines{
         cfg_.hostname,
         "PIPELINING",
         "SIZE " + std::to_string(cfg_.max_message_size),
         "8BITMIME",
-        "ENHANCEDSTATUSCODES",
-        "SMTPUTF8",
     };
-    if (!cfg_.starttls || tls_active_) {
-        append_multiline(out_, 250, lines);
+    if (cfg_.starttls && !tls_active_)
+        lines.emplace_back("STARTTLS");
+    // RFC 4954 4: not advertised where it would be refused (before TLS), and
+    // no longer once authenticated (a second AUTH is a 503).
+    if (auth_available() && !authenticated_)
+        lines.emplace_back("AUTH PLAIN LOGIN");
+    lines.emplace_back("ENHANCEDSTATUSCODES");
+    lines.emplace_back("SMTPUTF8");
+    append_multiline(out_, 250, lines);
+}
+
+bool server_session::auth_available() const noexcept
+{
+    switch (cfg_.auth) {
+    case auth_offer::never:
+        return false;
+    case auth_offer::tls_only:
+        return tls_active_;
+    case auth_offer::always:
+        return true;
+    }
+    return false;
+}
+
+void server_session::handle_auth(std::string_view args)
+{
+    if (cfg_.auth == auth_offer::never) {
+        // Not offered at all: as for STARTTLS, the answer from before AUTH
+        // existed (RFC 5321 4.2.4).
+        error_reply(500, "5.5.1", "Error: command not recognized");
         return;
     }
-    const std::string with_starttls[] = {
-        lines[0], lines[1], lines[2], lines[3], "STARTTLS", lines[4], lines[5],
-    };
-    append_multiline(out_, 250, with_starttls);
+    if (!auth_available()) {
+        // RFC 4954 6: the mechanisms need an encrypted channel first.
+        error_reply(538, "5.7.11", "Encryption required for requested authentication mechanism");
+        return;
+    }
+    if (authenticated_) {
+        error_reply(503, "5.5.1", "Error: already authenticated");
+        return;
+    }
+    if (state_ == state::greeted || !extended_) {
+        error_reply(503, "5.5.1", "Error: send EHLO first");
+        return;
+    }
+    if (state_ == state::mail) {
+        error_reply(503, "5.5.1", "Error: MAIL transaction in progress");
+        return;
+    }
+    const auto sp = args.find(' ');
+    const auto mechanism = args.substr(0, sp);
+    const bool has_initial = sp != std::string_view::npos;
+    auto initial = has_initial ? util::trim(args.substr(sp + 1)) : std::string_view{};
+    auth_ = {};
+    if (util::iequals(mechanism, "PLAIN"))
+        auth_.mechanism = sasl_mechanism::plain;
+    else if (util::iequals(mechanism, "LOGIN"))
+        auth_.mechanism = sasl_mechanism::login;
+    else {
+        error_reply(504, "5.5.4", "Error: unsupported authentication mechanism");
+        return;
+    }
+    if (!has_initial) {
+        state_ = state::auth_response;
+        reply(334, {}, auth_.mechanism == sasl_mechanism::plain ? std::string_view{} : login_user_prompt);
+        return;
+    }
+    // RFC 4954 4: "=" is an initial response of zero length.
+    if (initial == "=")
+        initial = {};
+    state_ = state::auth_response;
+    handle_auth_response(initial);
+}
+
+void server_session::handle_auth_response(std::string_view line)
+{
+    if (line == "*") {
+        // RFC 4954 4: the client cancelled the exchange.
+        auth_ = {};
+        state_ = state::ready;
+        error_reply(501, "5.0.0", "Authentication cancelled");
+        return;
+    }
+    if (!util::base64_decode(line)) {
+        auth_ = {};
+        state_ = state::ready;
+        error_reply(501, "5.5.2", "Error: cannot decode response (invalid base64)");
+        return;
+    }
+    if (auth_.mechanism == sasl_mechanism::login && auth_.first.empty() && line.size() > 0) {
+        auth_.first.assign(line);
+        reply(334, {}, login_password_prompt);
+        return;
+    }
+    if (auth_.mechanism == sasl_mechanism::login && auth_.first.empty()) {
+        // An empty user name: nothing to check; refuse like bad credentials
+        // would be wrong (no attempt was made), so it is malformed.
+        auth_ = {};
+        state_ = state::ready;
+        error_reply(501, "5.5.2", "Error: empty user name");
+        return;
+    }
+    (auth_.mechanism == sasl_mechanism::plain ? auth_.first : auth_.second).assign(line);
+    state_ = state::auth_wait;
+}
+
+void server_session::answer_auth(auth_verdict v)
+{
+    if (state_ != state::auth_wait)
+        return;
+    // Forget the credentials as soon as they are judged.
+    std::fill(auth_.first.begin(), auth_.first.end(), '\0');
+    std::fill(auth_.second.begin(), auth_.second.end(), '\0');
+    auth_ = {};
+    state_ = state::ready;
+    switch (v) {
+    case auth_verdict::ok:
+        authenticated_ = true;
+        reply(235, "2.7.0", "Authentication successful");
+        return;
+    case auth_verdict::invalid:
+        ++auth_failures_;
+        reply(535, "5.7.8", "Error: authentication failed");
+        if (auth_failures_ >= cfg_.max_auth_failures) {
+            reply(421, "4.7.0", cfg_.hostname + " Error: too many failed authentications");
+            state_ = state::closing;
+        }
+        return;
+    case auth_verdict::malformed:
+        error_reply(501, "5.5.2", "Error: malformed authentication response");
+        return;
+    case auth_verdict::locked:
+        reply(421, "4.7.0", cfg_.hostname + " Error: too many failed authentications from your address, "
+                                            "try again later");
+        state_ = state::closing;
+        return;
+    case auth_verdict::temp_fail:
+        reply(454, "4.7.0", "Temporary authentication failure");
+        return;
+    }
 }
 
 void server_session::handle_starttls()
@@ -393,6 +566,13 @@ void server_session::handle_mail(std::string_view args)
                 return;
             }
             smtputf8 = true;
+        } else if (util::iequals(p.keyword, "AUTH") && auth_available()) {
+            // RFC 4954 5: a server that offers AUTH accepts AUTH=<mailbox>
+            // or AUTH=<>; the identity is not trusted and not kept.
+            if (!p.has_value) {
+                error_reply(501, "5.5.4", "Syntax: bad AUTH parameter");
+                return;
+            }
         } else {
             // RFC 5321 4.1.1.11: 555 for parameters we do not recognise.
             error_reply(555, "5.5.4", "Unsupported option: " + std::string(p.keyword));
@@ -411,8 +591,26 @@ void server_session::handle_mail(std::string_view args)
     env_.smtputf8 = smtputf8;
     env_.body = body;
     declared_size_ = size;
+    if (authenticated_) {
+        state_ = state::sender_wait;
+        return;
+    }
     state_ = state::mail;
     reply(250, "2.1.0", "Ok");
+}
+
+void server_session::answer_sender(bool owned)
+{
+    if (state_ != state::sender_wait)
+        return;
+    state_ = state::mail;
+    if (owned) {
+        reply(250, "2.1.0", "Ok");
+        return;
+    }
+    auto who = "<" + (env_.sender.null ? std::string() : env_.sender.addr.str()) + ">";
+    reset_transaction();
+    error_reply(553, "5.7.1", who + ": Sender address rejected: not owned by the authenticated user");
 }
 
 void server_session::handle_rcpt(std::string_view args)

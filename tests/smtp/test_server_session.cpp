@@ -80,7 +80,8 @@ namespace {
 //   # comment                 blank lines and comments are ignored
 //   @config key=value ...     before anything else: max_message_size,
 //                             max_recipients, max_errors, starttls (0|1),
-//                             implicit_tls (0|1) (hostname is mx.test)
+//                             implicit_tls (0|1), auth (never|tls_only|always),
+//                             submission (0|1), max_auth_failures (hostname is mx.test)
 //   C: <line>                 client line, sent with CRLF. Consecutive C: and
 //                             @raw lines form one write (one feed()), so a
 //                             pipelined group is just C: lines with no S:
@@ -91,6 +92,13 @@ namespace {
 //   @rcpt <verdict> [addr]    answers the outstanding check_rcpt (accept,
 //                             unknown_user, relay_denied, temp_fail); with
 //                             addr, pending_rcpt().str() must equal it
+//   @sender owned|not_owned [addr]
+//                             answers check_sender; with addr, the MAIL FROM
+//                             path (envelope().sender.str()) must equal it
+//   @auth <verdict> [plain|login [first [second]]]
+//                             answers check_auth (ok, invalid, malformed,
+//                             locked, temp_fail) after checking pending_auth()
+//                             ("-" for an empty response)
 //   @commit ok <ID> | enospc | fail
 //                             answers the outstanding commit
 //   @envelope <from> [<to>...]   at a commit: sender path and recipients
@@ -124,6 +132,10 @@ std::string_view event_name(event e)
         return "need_input";
     case event::check_rcpt:
         return "check_rcpt";
+    case event::check_sender:
+        return "check_sender";
+    case event::check_auth:
+        return "check_auth";
     case event::commit:
         return "commit";
     case event::start_tls:
@@ -226,7 +238,19 @@ private:
                 if (eq == std::string::npos)
                     return fatal("bad @config word " + w);
                 auto key = w.substr(0, eq);
-                auto v = std::stoull(w.substr(eq + 1));
+                auto text = w.substr(eq + 1);
+                if (key == "auth") {
+                    if (text == "never")
+                        cfg_.auth = auth_offer::never;
+                    else if (text == "tls_only")
+                        cfg_.auth = auth_offer::tls_only;
+                    else if (text == "always")
+                        cfg_.auth = auth_offer::always;
+                    else
+                        return fatal("bad @config auth " + text);
+                    continue;
+                }
+                auto v = std::stoull(text);
                 if (key == "max_message_size")
                     cfg_.max_message_size = v;
                 else if (key == "max_recipients")
@@ -237,6 +261,10 @@ private:
                     cfg_.starttls = v != 0;
                 else if (key == "implicit_tls")
                     cfg_.implicit_tls = v != 0;
+                else if (key == "submission")
+                    cfg_.submission = v != 0;
+                else if (key == "max_auth_failures")
+                    cfg_.max_auth_failures = static_cast<std::uint32_t>(v);
                 else
                     return fatal("unknown @config key " + key);
             }
@@ -275,6 +303,10 @@ private:
         }
         if (head == "@rcpt")
             return do_rcpt(rest);
+        if (head == "@sender")
+            return do_sender(rest);
+        if (head == "@auth")
+            return do_auth(rest);
         if (head == "@commit")
             return do_commit(rest);
         if (head == "@envelope" || head == "@smtputf8" || head == "@bodytype" || head == "@protocol" ||
@@ -413,6 +445,56 @@ private:
         drive();
     }
 
+    void do_sender(std::string_view rest)
+    {
+        expect_no_unread_replies("@sender");
+        if (last_ != event::check_sender)
+            return fatal("@sender but the session is at event " + std::string(event_name(last_)));
+        auto w = words(rest);
+        if (w.empty() || (w[0] != "owned" && w[0] != "not_owned"))
+            return fatal("@sender needs owned or not_owned");
+        if (w.size() > 1 && session_->envelope().sender.str() != w[1])
+            fail("sender is \"" + session_->envelope().sender.str() + "\", expected \"" + w[1] + "\"");
+        session_->answer_sender(w[0] == "owned");
+        drive();
+    }
+
+    void do_auth(std::string_view rest)
+    {
+        expect_no_unread_replies("@auth");
+        if (last_ != event::check_auth)
+            return fatal("@auth but the session is at event " + std::string(event_name(last_)));
+        auto w = words(rest);
+        if (w.empty())
+            return fatal("@auth needs a verdict");
+        const auto& req = session_->pending_auth();
+        if (w.size() > 1) {
+            auto mech = req.mechanism == sasl_mechanism::plain ? "plain" : "login";
+            if (w[1] != mech)
+                fail("pending_auth() mechanism is "s + mech + ", expected " + w[1]);
+        }
+        auto field = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
+        if (w.size() > 2 && field(req.first) != w[2])
+            fail("pending_auth().first is \"" + req.first + "\", expected \"" + w[2] + "\"");
+        if (w.size() > 3 && field(req.second) != w[3])
+            fail("pending_auth().second is \"" + req.second + "\", expected \"" + w[3] + "\"");
+        auth_verdict v{};
+        if (w[0] == "ok")
+            v = auth_verdict::ok;
+        else if (w[0] == "invalid")
+            v = auth_verdict::invalid;
+        else if (w[0] == "malformed")
+            v = auth_verdict::malformed;
+        else if (w[0] == "locked")
+            v = auth_verdict::locked;
+        else if (w[0] == "temp_fail")
+            v = auth_verdict::temp_fail;
+        else
+            return fatal("unknown @auth verdict " + w[0]);
+        session_->answer_auth(v);
+        drive();
+    }
+
     void do_commit(std::string_view rest)
     {
         expect_no_unread_replies("@commit");
@@ -483,7 +565,8 @@ private:
         if (fatal_)
             return;
         expect_no_unread_replies("the end of the transcript");
-        if (last_ == event::check_rcpt || last_ == event::commit || last_ == event::start_tls)
+        if (last_ == event::check_rcpt || last_ == event::commit || last_ == event::start_tls ||
+            last_ == event::check_sender || last_ == event::check_auth)
             fail("the transcript ended with event " + std::string(event_name(last_)) + " unanswered");
         if (session_ && !session_->output().empty())
             fail("the transcript ended with unsent output");
@@ -552,6 +635,12 @@ struct driver {
             case event::check_rcpt:
                 ++check_rcpts;
                 s.answer_rcpt(verdict);
+                break;
+            case event::check_sender:
+                s.answer_sender(true);
+                break;
+            case event::check_auth:
+                s.answer_auth(auth_verdict::invalid);
                 break;
             case event::commit:
                 envelopes.push_back(s.envelope());

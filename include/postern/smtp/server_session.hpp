@@ -1,6 +1,7 @@
 // smtp/server_session.hpp — the SMTP server protocol as a pure state machine
 // (RFC 5321, with PIPELINING 2920, SIZE 1870, 8BITMIME 6152,
-// ENHANCEDSTATUSCODES 2034, SMTPUTF8 6531, STARTTLS 3207; implicit TLS 8314).
+// ENHANCEDSTATUSCODES 2034, SMTPUTF8 6531, STARTTLS 3207, AUTH 4954; implicit
+// TLS 8314; submission 6409).
 //
 // Sans-I/O (DESIGN "The protocol core is sans-I/O"): the session takes bytes
 // and yields events; it never touches a socket, a file or a clock. The shell:
@@ -8,6 +9,8 @@
 //   for (;;) switch (s.next()) {
 //     case event::need_input:  send(s.output()); read with s.deadline(); s.feed(bytes);
 //     case event::check_rcpt:  s.answer_rcpt(policy(s.pending_rcpt()));
+//     case event::check_sender: s.answer_sender(owns(user, s.envelope().sender));
+//     case event::check_auth:  s.answer_auth(verify(decode(s.pending_auth())));
 //     case event::commit:      s.committed(store(s.envelope(), s.body()));
 //     case event::start_tls:   send(s.output()); s.tls_started(handshake(), "TLSv1.3 <cipher>");
 //     case event::close:       send(s.output()); close;
@@ -20,6 +23,11 @@
 // session forgets HELO/EHLO and any transaction (RFC 3207 4.2).
 // Implicit TLS (RFC 8314): cfg.implicit_tls, and tls_started(true, ...)
 // before start() to record the description; STARTTLS is then never offered.
+// AUTH (RFC 4954): the session runs the exchange (334 prompts, "*" cancels,
+// base64 checked, response lines up to 12288 octets) and hands the shell the
+// responses still in base64; SASL decoding and the password check are the
+// shell's (auth module, on a worker thread), and so is any failure delay.
+// The responses are credentials: never log pending_auth().
 // Thread: one session belongs to one coroutine.
 #pragma once
 
@@ -33,6 +41,11 @@
 
 namespace postern::smtp {
 
+// When AUTH is advertised and accepted: never (no users with passwords),
+// only inside TLS (RFC 4954 4: plain-text passwords need a protected
+// channel), or always (loopback testing, by configuration).
+enum class auth_offer { never, tls_only, always };
+
 struct session_config {
     std::string hostname;
     std::uint64_t max_message_size = 36700160;
@@ -40,13 +53,35 @@ struct session_config {
     std::uint32_t max_errors = 20;
     bool starttls = false;     // offer STARTTLS in EHLO until TLS is active
     bool implicit_tls = false; // the connection is TLS from its first byte (port 465)
+    auth_offer auth = auth_offer::never;
+    // RFC 6409 4.3/6.1: a submission listener; MAIL needs AUTH first (530 5.7.0).
+    bool submission = false;
+    std::uint32_t max_auth_failures = 3; // 535s before 421 4.7.0 and close
 };
 
-enum class event { need_input, check_rcpt, commit, start_tls, close };
+enum class event { need_input, check_rcpt, check_sender, check_auth, commit, start_tls, close };
 enum class input_phase { command, data };
 
 // The shell's answer to check_rcpt.
 enum class rcpt_verdict { accept, unknown_user, relay_denied, temp_fail };
+
+// The SASL exchange the shell is asked to check: each response as sent
+// (base64, already checked to be valid base64). PLAIN: first only; LOGIN:
+// first the user name, second the password.
+enum class sasl_mechanism { plain, login };
+struct auth_request {
+    sasl_mechanism mechanism = sasl_mechanism::plain;
+    std::string first;
+    std::string second;
+};
+
+// The shell's answer to check_auth.
+//   ok        235 2.7.0; the session is authenticated
+//   invalid   535 5.7.8 (wrong user or password); counts toward max_auth_failures
+//   malformed 501 5.5.2 (the decoded SASL message is not well formed)
+//   locked    421 4.7.0 and close (this client address failed too often)
+//   temp_fail 454 4.7.0 (no verdict could be had)
+enum class auth_verdict { ok, invalid, malformed, locked, temp_fail };
 
 class server_session {
 public:
@@ -71,13 +106,26 @@ public:
     bool pending_rcpt_is_bare_postmaster() const noexcept { return pending_rcpt_.domain.empty(); }
     void answer_rcpt(rcpt_verdict v);
 
+    // check_sender (only once authenticated): envelope().sender is the MAIL
+    // FROM path; false refuses it with 553 5.7.1 (RFC 6409 6.1, a user may
+    // only send as one of their addresses).
+    void answer_sender(bool owned);
+
+    // check_auth
+    const auth_request& pending_auth() const noexcept { return auth_; }
+    void answer_auth(auth_verdict v);
+    bool authenticated() const noexcept { return authenticated_; }
+    // 535s so far; the shell grows its delay with it.
+    std::uint32_t auth_failures() const noexcept { return auth_failures_; }
+
     // commit
     const mail::envelope& envelope() const noexcept { return env_; }
     std::string& body() noexcept { return data_.body(); }
     std::string_view helo() const noexcept { return helo_; }
-    // "SMTP", "ESMTP" or "UTF8SMTP", with an "S" appended after EHLO over TLS
-    // ("ESMTPS", "UTF8SMTPS"; RFC 3848, RFC 6531 3.7.3), for Received:.
-    // HELO stays "SMTP" over TLS: RFC 3848 defines the S forms for EHLO only.
+    // "SMTP", "ESMTP" or "UTF8SMTP", with "S" appended after EHLO over TLS
+    // and "A" once authenticated ("ESMTPS", "ESMTPSA", "UTF8SMTPSA"; RFC 3848,
+    // RFC 6531 3.7.3), for Received:. HELO stays "SMTP" over TLS: RFC 3848
+    // defines the S and A forms for EHLO only (and AUTH needs EHLO).
     std::string_view protocol() const noexcept;
     // The store's answer: a queue id, or the reason it could not be stored.
     void committed(const util::result<std::string>& id);
@@ -102,6 +150,9 @@ private:
         ready,     // after HELO/EHLO, no transaction
         mail,      // after MAIL
         rcpt_wait, // check_rcpt outstanding
+        sender_wait,   // check_sender outstanding
+        auth_response, // 334 sent, a SASL response line expected
+        auth_wait,     // check_auth outstanding
         data,      // reading the message
         commit_wait,
         tls_pending, // 220 to STARTTLS sent, handshake outstanding
@@ -116,6 +167,10 @@ private:
     void handle_rcpt(std::string_view args);
     void handle_data();
     void handle_starttls();
+    void handle_auth(std::string_view args);
+    void handle_auth_response(std::string_view line);
+    bool auth_available() const noexcept;
+    std::size_t line_limit() const noexcept;
     void drop_input();
     void end_of_data();
     void reset_transaction();
@@ -140,6 +195,9 @@ private:
     std::uint32_t messages_ = 0;
     bool tls_active_ = false;
     std::string tls_description_;
+    auth_request auth_;
+    bool authenticated_ = false;
+    std::uint32_t auth_failures_ = 0;
 };
 
 } // namespace postern::smtp
