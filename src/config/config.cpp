@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "postern/auth/password.hpp"
 #include "postern/mail/address.hpp"
 #include "postern/util/strings.hpp"
 
@@ -228,7 +229,10 @@ std::string_view choice_name(E value, const std::array<choice<E>, N>& choices)
     throw std::logic_error("config: enum value missing from its choice table");
 }
 
-constexpr std::array<choice<listener_mode>, 1> listener_modes{{{"smtp", listener_mode::smtp}}};
+constexpr std::array<choice<listener_mode>, 2> listener_modes{{{"smtp", listener_mode::smtp},
+    {"submission", listener_mode::submission}}};
+constexpr std::array<choice<listener_tls>, 3> listener_tls_modes{{{"starttls", listener_tls::starttls},
+    {"implicit", listener_tls::implicit}, {"none", listener_tls::none}}};
 constexpr std::array<choice<log_level>, 2> log_levels{{{"info", log_level::info}, {"warn", log_level::warn}}};
 constexpr std::array<choice<tls_policy>, 4> tls_policies{{{"none", tls_policy::none}, {"may", tls_policy::may},
     {"encrypt", tls_policy::encrypt}, {"verify", tls_policy::verify}}};
@@ -418,9 +422,20 @@ ordered_json write_listener_mode(const listener& in)
     return choice_name(in.mode, listener_modes);
 }
 
-constexpr std::array<key_spec<listener>, 2> listener_keys{{
+void read_listener_tls(const json& value, const locus& at, listener& out)
+{
+    out.tls = read_choice(value, at, listener_tls_modes);
+}
+
+ordered_json write_listener_tls(const listener& in)
+{
+    return choice_name(in.tls, listener_tls_modes);
+}
+
+constexpr std::array<key_spec<listener>, 3> listener_keys{{
     {"address", &read_listener_address, &write_listener_address, &require_listener_address},
     {"mode", &read_listener_mode, &write_listener_mode, nullptr}, // default: smtp
+    {"tls", &read_listener_tls, &write_listener_tls, nullptr},    // default: starttls
 }};
 
 // ---- users ----
@@ -440,8 +455,48 @@ void require_user_address(const locus& at, user&)
     at.fail_text(address_expected, "nothing");
 }
 
-constexpr std::array<key_spec<user>, 1> user_keys{{
+constexpr std::string_view password_expected =
+    "a password hash from `postern hash-password` ($pbkdf2-sha256$ITERATIONS$SALT$HASH, at least 100000 "
+    "iterations) or null; plain-text passwords are refused";
+
+void read_user_password(const json& value, const locus& at, user& out)
+{
+    out.password.clear();
+    if (value.is_null())
+        return;
+    // Never echo the value: it may be a plain-text password.
+    if (!value.is_string() || !auth::looks_like_hash(value.get_ref<const std::string&>()))
+        at.fail_text(password_expected, value.is_string() ? "something else (not shown)" : render(value));
+    out.password = value.get_ref<const std::string&>();
+}
+
+ordered_json write_user_password(const user& in)
+{
+    return in.password.empty() ? ordered_json(nullptr) : ordered_json(in.password);
+}
+
+void read_user_addresses(const json& value, const locus& at, user& out)
+{
+    const auto& items = read_array(value, at, "an array of addresses");
+    out.addresses.clear();
+    std::set<std::string> seen{util::to_lower(out.address)};
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        auto a = read_address(items[i], at.element(i)).str();
+        insert_unique(seen, util::to_lower(a), at.element(i),
+            "an address not already listed (nor the user's own address)", items[i]);
+        out.addresses.push_back(std::move(a));
+    }
+}
+
+ordered_json write_user_addresses(const user& in)
+{
+    return in.addresses;
+}
+
+constexpr std::array<key_spec<user>, 3> user_keys{{
     {"address", &read_user_address, &write_user_address, &require_user_address},
+    {"password", &read_user_password, &write_user_password, nullptr},    // default: cannot log in
+    {"addresses", &read_user_addresses, &write_user_addresses, nullptr}, // default: none
 }};
 
 // ---- numbers: one template per direction serves every numeric key ----
@@ -460,16 +515,24 @@ std::uint64_t load(std::uint64_t n)
 {
     return n;
 }
+void store(std::chrono::milliseconds& to, std::uint64_t n)
+{
+    to = std::chrono::milliseconds{static_cast<std::chrono::milliseconds::rep>(n)};
+}
 std::uint64_t load(std::chrono::seconds s)
 {
     return static_cast<std::uint64_t>(s.count());
+}
+std::uint64_t load(std::chrono::milliseconds ms)
+{
+    return static_cast<std::uint64_t>(ms.count());
 }
 
 template <class V>
 constexpr std::uint64_t max_storable()
 {
-    if constexpr (std::is_same_v<V, std::chrono::seconds>)
-        return std::numeric_limits<std::chrono::seconds::rep>::max();
+    if constexpr (std::is_same_v<V, std::chrono::seconds> || std::is_same_v<V, std::chrono::milliseconds>)
+        return static_cast<std::uint64_t>(std::numeric_limits<typename V::rep>::max());
     else
         return std::numeric_limits<V>::max();
 }
@@ -697,6 +760,60 @@ constexpr std::array<key_spec<relay_settings>, 4> relay_keys{{
     {"tls", &read_smarthost_tls, &write_smarthost_tls, nullptr},      // default: starttls
     {"username", &read_relay_username, &write_relay_username, nullptr}, // default: no AUTH
     {"password_file", &read_relay_password_file, &write_relay_password_file, nullptr},
+}};
+
+// ---- tls, auth ----
+
+void read_tls_file(const json& value, const locus& at, std::string& out)
+{
+    out = value.is_null() ? std::string() : read_path(value, at);
+}
+
+template <std::string tls_settings::*Member>
+void read_tls_path(const json& value, const locus& at, tls_settings& out)
+{
+    read_tls_file(value, at, out.*Member);
+}
+
+template <std::string tls_settings::*Member>
+ordered_json write_tls_path(const tls_settings& in)
+{
+    return nullable(in.*Member);
+}
+
+constexpr std::array<key_spec<tls_settings>, 2> tls_keys{{
+    {"certificate", &read_tls_path<&tls_settings::certificate>, &write_tls_path<&tls_settings::certificate>,
+        nullptr}, // default: self-signed in spool_dir/tls/
+    {"private_key", &read_tls_path<&tls_settings::private_key>, &write_tls_path<&tls_settings::private_key>,
+        nullptr},
+}};
+
+template <auto Member>
+void read_flag(const json& value, const locus& at, owner_of<Member>& out)
+{
+    if (!value.is_boolean())
+        at.fail("true or false", value);
+    out.*Member = value.get<bool>();
+}
+
+template <auto Member>
+ordered_json write_flag(const owner_of<Member>& in)
+{
+    return in.*Member;
+}
+
+constexpr std::array<key_spec<auth_settings>, 6> auth_keys{{
+    {"plaintext_loopback", &read_flag<&auth_settings::plaintext_loopback>,
+        &write_flag<&auth_settings::plaintext_loopback>, nullptr},
+    {"any_sender", &read_flag<&auth_settings::any_sender>, &write_flag<&auth_settings::any_sender>, nullptr},
+    {"max_failures", &read_number<&auth_settings::max_failures, 1, 1000>,
+        &write_number<&auth_settings::max_failures>, nullptr},
+    {"failure_delay_ms", &read_number<&auth_settings::failure_delay, 0, 60000>,
+        &write_number<&auth_settings::failure_delay>, nullptr},
+    {"ip_max_failures", &read_number<&auth_settings::ip_max_failures, 1, 1000000>,
+        &write_number<&auth_settings::ip_max_failures>, nullptr},
+    {"ip_window_s", &read_number<&auth_settings::ip_window, 1, max_timeout>,
+        &write_number<&auth_settings::ip_window>, nullptr},
 }};
 
 // ---- top level ----
@@ -1020,6 +1137,34 @@ ordered_json write_relay(const settings& in)
     return write_object(in.relay, relay_keys);
 }
 
+void read_tls(const json& value, const locus& at, settings& out)
+{
+    read_object(value, at, tls_keys, out.tls);
+    // One without the other cannot work; say which is missing.
+    const auto& t = out.tls;
+    if (t.certificate.empty() != t.private_key.empty()) {
+        const char* missing = t.certificate.empty() ? "certificate" : "private_key";
+        at.member(missing).fail_text(std::string(path_expected) + " (the other of certificate and private_key "
+                                                                  "is set)",
+            written_or(value, missing, "nothing"));
+    }
+}
+
+ordered_json write_tls(const settings& in)
+{
+    return write_object(in.tls, tls_keys);
+}
+
+void read_auth(const json& value, const locus& at, settings& out)
+{
+    read_object(value, at, auth_keys, out.auth);
+}
+
+ordered_json write_auth(const settings& in)
+{
+    return write_object(in.auth, auth_keys);
+}
+
 void read_log_level(const json& value, const locus& at, settings& out)
 {
     out.log = read_choice(value, at, log_levels);
@@ -1031,7 +1176,7 @@ ordered_json write_log_level(const settings& in)
 }
 
 // Order matters: a key is read after the keys it depends on.
-constexpr std::array<key_spec<settings>, 14> top_keys{{
+constexpr std::array<key_spec<settings>, 16> top_keys{{
     {"hostname", &read_hostname, &write_hostname, &default_hostname},
     {"spool_dir", &read_spool_dir, &write_spool_dir, nullptr},
     {"mail_root", &read_mail_root, &write_mail_root, nullptr},
@@ -1045,6 +1190,8 @@ constexpr std::array<key_spec<settings>, 14> top_keys{{
     {"queue", &read_queue, &write_queue, nullptr},
     {"remote", &read_remote, &write_remote, nullptr},
     {"relay", &read_relay, &write_relay, nullptr},
+    {"tls", &read_tls, &write_tls, nullptr},   // default: self-signed
+    {"auth", &read_auth, &write_auth, nullptr},
     {"log_level", &read_log_level, &write_log_level, nullptr},
 }};
 

@@ -17,6 +17,7 @@
 #include "../temp_dir.hpp"
 #include <nlohmann/json.hpp>
 
+#include "postern/auth/password.hpp"
 #include "postern/util/id.hpp"
 #include "postern/util/strings.hpp"
 
@@ -298,7 +299,7 @@ TEST_CASE("errors name the source, the key path and what was expected")
     SUBCASE("a listener mode not in the list")
     {
         CHECK(error_of(R"({"listeners": [{"address": "127.0.0.1:25", "mode": "pop5"}]})") ==
-            R"(/tmp/x.json: listeners[0].mode: expected one of "smtp", got "pop5")");
+            R"(/tmp/x.json: listeners[0].mode: expected one of "smtp", "submission", got "pop5")");
     }
     SUBCASE("a user outside the local domains")
     {
@@ -311,7 +312,7 @@ TEST_CASE("errors name the source, the key path and what was expected")
     {
         CHECK(error_of(R"({"frobnicate": 1})") ==
             "/tmp/x.json: frobnicate: expected one of the known keys (hostname, spool_dir, mail_root, listeners, "
-            "local_domains, users, aliases, relay_networks, limits, dns, queue, remote, relay, log_level), "
+            "local_domains, users, aliases, relay_networks, limits, dns, queue, remote, relay, tls, auth, log_level), "
             R"(got unknown key "frobnicate")");
     }
     SUBCASE("an alias key outside the local domains")
@@ -340,7 +341,7 @@ TEST_CASE("errors name the source, the key path and what was expected")
     {
         CHECK(error_of("[1, 2]") ==
             "/tmp/x.json: top level: expected an object (keys: hostname, spool_dir, mail_root, listeners, "
-            "local_domains, users, aliases, relay_networks, limits, dns, queue, remote, relay, log_level), "
+            "local_domains, users, aliases, relay_networks, limits, dns, queue, remote, relay, tls, auth, log_level), "
             "got [1,2]");
     }
     SUBCASE("a long value is shortened")
@@ -361,13 +362,18 @@ TEST_CASE("unknown keys are refused at every level")
     };
     const variant variants[] = {
         {R"({"hostnme": "x"})", R"(/tmp/x.json: hostnme: expected one of the known keys (hostname,)"},
-        {R"({"listeners": [{"address": "127.0.0.1:25", "tls": true}]})",
-            R"(/tmp/x.json: listeners[0].tls: expected one of the known keys (address, mode), got unknown key "tls")"},
+        {R"({"listeners": [{"address": "127.0.0.1:25", "starttls": true}]})",
+            R"(/tmp/x.json: listeners[0].starttls: expected one of the known keys (address, mode, tls), got unknown key "starttls")"},
         {R"({"limits": {"recipient": 5}})",
             "/tmp/x.json: limits.recipient: expected one of the known keys (message_size, recipients, connections, "
             "connections_per_ip, command_timeout_s, data_timeout_s, errors), got unknown key \"recipient\""},
-        {R"({"users": [{"address": "a@localhost", "password": "x"}], "local_domains": ["localhost"]})",
-            R"(/tmp/x.json: users[0].password: expected one of the known keys (address), got unknown key "password")"},
+        {R"({"users": [{"address": "a@localhost", "passwd": "x"}], "local_domains": ["localhost"]})",
+            R"(/tmp/x.json: users[0].passwd: expected one of the known keys (address, password, addresses), got unknown key "passwd")"},
+        {R"({"tls": {"cert": "/x"}})",
+            R"(/tmp/x.json: tls.cert: expected one of the known keys (certificate, private_key), got unknown key "cert")"},
+        {R"({"auth": {"max_fails": 3}})",
+            "/tmp/x.json: auth.max_fails: expected one of the known keys (plaintext_loopback, any_sender, "
+            "max_failures, failure_delay_ms, ip_max_failures, ip_window_s), got unknown key \"max_fails\""},
         {R"({"Hostname": "x"})", R"(/tmp/x.json: ["Hostname"]: expected one of the known keys)"},
         {R"({"dns": {"server": ["127.0.0.1"]}})",
             R"(/tmp/x.json: dns.server: expected one of the known keys (servers), got unknown key "server")"},
@@ -403,13 +409,15 @@ TEST_CASE("wrong JSON types are refused for every key")
         {"/mail_root", nlohmann::json::array(), "mail_root: expected a non-empty path, got []"},
         {"/listeners", "127.0.0.1:25", "listeners: expected a non-empty array of listeners, got \"127.0.0.1:25\""},
         {"/listeners/0", "127.0.0.1:25",
-            "listeners[0]: expected an object (keys: address, mode), got \"127.0.0.1:25\""},
+            "listeners[0]: expected an object (keys: address, mode, tls), got \"127.0.0.1:25\""},
         {"/listeners/0/address", 25, "listeners[0].address: expected IP:PORT with an IP literal"},
-        {"/listeners/0/mode", true, "listeners[0].mode: expected one of \"smtp\", got true"},
+        {"/listeners/0/mode", true, "listeners[0].mode: expected one of \"smtp\", \"submission\", got true"},
+        {"/listeners/0/tls", "ssl",
+            "listeners[0].tls: expected one of \"starttls\", \"implicit\", \"none\", got \"ssl\""},
         {"/local_domains", "example.test", "local_domains: expected an array of domain names, got \"example.test\""},
         {"/local_domains/0", 1, "local_domains[0]: expected a domain name, got 1"},
         {"/users", nlohmann::json::object(), "users: expected an array of users, got {}"},
-        {"/users/0", "alice@example.test", "users[0]: expected an object (keys: address), got \"alice@example.test\""},
+        {"/users/0", "alice@example.test", "users[0]: expected an object (keys: address, password, addresses), got \"alice@example.test\""},
         {"/users/0/address", nlohmann::json::array({"a"}), "users[0].address: expected an address (local@domain), got [\"a\"]"},
         {"/aliases", nlohmann::json::array(),
             "aliases: expected an object mapping local addresses to arrays of addresses, got []"},
@@ -1050,11 +1058,14 @@ TEST_CASE("to_json gives back the same settings")
         const auto text = to_json(parse("{}", src));
         auto doc = nlohmann::json::parse(text);
         for (auto key : {"hostname", "spool_dir", "mail_root", "listeners", "local_domains", "users", "aliases",
-                 "relay_networks", "limits", "dns", "queue", "remote", "relay", "log_level"}) {
+                 "relay_networks", "limits", "dns", "queue", "remote", "relay", "tls", "auth", "log_level"}) {
             CAPTURE(key);
             CHECK(doc.contains(key));
         }
-        CHECK(doc.size() == 14);
+        CHECK(doc.size() == 16);
+        CHECK(doc["tls"] == nlohmann::json::parse(R"({"certificate": null, "private_key": null})"));
+        CHECK(doc["auth"] == nlohmann::json::parse(R"({"plaintext_loopback": false, "any_sender": false,
+            "max_failures": 3, "failure_delay_ms": 1000, "ip_max_failures": 10, "ip_window_s": 900})"));
         CHECK(doc["limits"].size() == 7);
         CHECK(doc["dns"] == nlohmann::json::parse(R"({"servers": []})"));
         CHECK(doc["queue"] == nlohmann::json::parse(R"({"retry_initial_s": 300, "retry_max_s": 3600,
@@ -1064,8 +1075,104 @@ TEST_CASE("to_json gives back the same settings")
             "command_timeout_s": 300, "tls_policy": "may", "tls_policies": {}})"));
         CHECK(doc["relay"] == nlohmann::json::parse(R"({"smarthost": null, "tls": "starttls", "username": null,
             "password_file": null})"));
-        CHECK(doc["listeners"][0] == nlohmann::json::parse(R"({"address": "0.0.0.0:25", "mode": "smtp"})"));
+        CHECK(doc["listeners"][0] == nlohmann::json::parse(R"({"address": "0.0.0.0:25", "mode": "smtp", "tls": "starttls"})"));
         CHECK(text.find("\n  \"hostname\": ") != std::string::npos);
+    }
+}
+
+
+TEST_CASE("users carry a password hash and extra sender addresses; plain-text passwords are refused")
+{
+    const std::string hash = postern::auth::hash_password("secret", postern::auth::min_iterations);
+    SUBCASE("a hash and addresses are read and written back")
+    {
+        auto s = parse(R"({"local_domains": ["example.test"], "users": [{"address": "alice@Example.Test",
+            "password": ")" + hash + R"(", "addresses": ["Alice.Smith@Example.Test", "alice@other.test"]}]})",
+            src);
+        REQUIRE(s.users.size() == 1);
+        CHECK(s.users[0].password == hash);
+        CHECK(s.users[0].addresses == std::vector<std::string>{"Alice.Smith@example.test", "alice@other.test"});
+        CHECK(parse(to_json(s), src).users[0].addresses == s.users[0].addresses);
+        CHECK(parse(to_json(s), src).users[0].password == hash);
+    }
+    SUBCASE("a plain-text password is refused without echoing it")
+    {
+        auto e = error_of(R"({"local_domains": ["example.test"], "users": [{"address": "alice@example.test",
+            "password": "hunter2"}]})");
+        CHECK(e.find("/tmp/x.json: users[0].password: expected a password hash from `postern hash-password`") == 0);
+        CHECK(e.find("plain-text passwords are refused") != std::string::npos);
+        CHECK(e.find("hunter2") == std::string::npos);
+    }
+    SUBCASE("a hash of too few iterations is refused")
+    {
+        auto weak = postern::auth::hash_password("secret", 1000);
+        auto e = error_of(R"({"local_domains": ["example.test"], "users": [{"address": "alice@example.test",
+            "password": ")" + weak + R"("}]})");
+        CHECK(e.find("/tmp/x.json: users[0].password: expected a password hash") == 0);
+    }
+    SUBCASE("the user's own address or a repeat among addresses is refused")
+    {
+        auto e = error_of(R"({"local_domains": ["example.test"], "users": [{"address": "alice@example.test",
+            "addresses": ["ALICE@example.test"]}]})");
+        CHECK(e.find("/tmp/x.json: users[0].addresses[0]: expected an address not already listed") == 0);
+        e = error_of(R"({"local_domains": ["example.test"], "users": [{"address": "alice@example.test",
+            "addresses": ["a@x.test", "A@X.test"]}]})");
+        CHECK(e.find("/tmp/x.json: users[0].addresses[1]: expected an address not already listed") == 0);
+        e = error_of(R"({"local_domains": ["example.test"], "users": [{"address": "alice@example.test",
+            "addresses": ["not an address"]}]})");
+        CHECK(e.find("/tmp/x.json: users[0].addresses[0]: expected an address (local@domain)") == 0);
+    }
+}
+
+TEST_CASE("tls names both a certificate and a key, or neither; auth settings are checked")
+{
+    SUBCASE("both")
+    {
+        auto s = parse(R"({"tls": {"certificate": "/etc/c.pem", "private_key": "/etc/k.pem"}})", src);
+        CHECK(s.tls.certificate == "/etc/c.pem");
+        CHECK(s.tls.private_key == "/etc/k.pem");
+    }
+    SUBCASE("neither: self-signed")
+    {
+        auto s = parse(R"({"tls": {}})", src);
+        CHECK(s.tls.certificate.empty());
+        CHECK(s.tls.private_key.empty());
+    }
+    SUBCASE("one alone")
+    {
+        CHECK(error_of(R"({"tls": {"certificate": "/etc/c.pem"}})") ==
+              "/tmp/x.json: tls.private_key: expected a non-empty path (the other of certificate and private_key is "
+              "set), got nothing");
+        CHECK(error_of(R"({"tls": {"private_key": "/etc/k.pem", "certificate": null}})") ==
+              "/tmp/x.json: tls.certificate: expected a non-empty path (the other of certificate and private_key "
+              "is set), got null");
+    }
+    SUBCASE("auth values")
+    {
+        auto s = parse(R"({"auth": {"plaintext_loopback": true, "any_sender": true, "max_failures": 5,
+            "failure_delay_ms": 0, "ip_max_failures": 20, "ip_window_s": 60}})", src);
+        CHECK(s.auth.plaintext_loopback);
+        CHECK(s.auth.any_sender);
+        CHECK(s.auth.max_failures == 5);
+        CHECK(s.auth.failure_delay == std::chrono::milliseconds(0));
+        CHECK(s.auth.ip_max_failures == 20);
+        CHECK(s.auth.ip_window == std::chrono::seconds(60));
+        CHECK(error_of(R"({"auth": {"any_sender": "yes"}})") ==
+              "/tmp/x.json: auth.any_sender: expected true or false, got \"yes\"");
+        CHECK(error_of(R"({"auth": {"max_failures": 0}})") ==
+              "/tmp/x.json: auth.max_failures: expected an integer from 1 to 1000, got 0");
+    }
+    SUBCASE("listener modes and TLS")
+    {
+        auto s = parse(R"({"listeners": [{"address": "127.0.0.1:587", "mode": "submission"},
+            {"address": "127.0.0.1:465", "mode": "submission", "tls": "implicit"},
+            {"address": "127.0.0.1:25", "tls": "none"}]})", src);
+        REQUIRE(s.listeners.size() == 3);
+        CHECK(s.listeners[0].mode == listener_mode::submission);
+        CHECK(s.listeners[0].tls == listener_tls::starttls);
+        CHECK(s.listeners[1].tls == listener_tls::implicit);
+        CHECK(s.listeners[2].mode == listener_mode::smtp);
+        CHECK(s.listeners[2].tls == listener_tls::none);
     }
 }
 

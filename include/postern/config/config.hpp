@@ -23,17 +23,42 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-enum class listener_mode { smtp };
+// smtp: MX (port 25), AUTH optional, relay only when authenticated or from
+// relay_networks; submission: RFC 6409 (587/465), AUTH required for MAIL.
+enum class listener_mode { smtp, submission };
+// starttls: offered after EHLO (RFC 3207); implicit: TLS from the first
+// byte (RFC 8314, port 465); none: plain text only.
+enum class listener_tls { starttls, implicit, none };
 
 struct listener {
     std::string spec;   // as written: "127.0.0.1:2525", "[::1]:25"
     std::string host;   // an IP literal: "127.0.0.1", "::1", "0.0.0.0", "::"
     std::uint16_t port = 0;
     listener_mode mode = listener_mode::smtp;
+    listener_tls tls = listener_tls::starttls;
 };
 
 struct user {
-    std::string address; // local@domain, domain lower-cased
+    std::string address;                // local@domain, domain lower-cased
+    std::string password;               // an auth::hash_password() hash; empty = cannot log in
+    std::vector<std::string> addresses; // more senders this user may use (domain lower-cased)
+};
+
+// The server's certificate; both empty: a self-signed one is made in
+// spool_dir/tls/ at start.
+struct tls_settings {
+    std::string certificate; // PEM chain, leaf first
+    std::string private_key; // PEM
+};
+
+// SMTP AUTH (RFC 4954) and what authenticated users may do.
+struct auth_settings {
+    bool plaintext_loopback = false;  // offer AUTH without TLS to loopback clients (tests)
+    bool any_sender = false;          // authenticated users may use any MAIL FROM
+    std::uint32_t max_failures = 3;   // per connection, then 421 4.7.0 and close
+    std::chrono::milliseconds failure_delay{1000}; // before the nth 535: n times this
+    std::uint32_t ip_max_failures = 10;            // per client address within ip_window
+    std::chrono::seconds ip_window{900};
 };
 
 struct limits {
@@ -103,6 +128,8 @@ struct settings {
     queue_settings queue;
     remote_settings remote;
     relay_settings relay;
+    tls_settings tls;
+    auth_settings auth;
 };
 
 // Parses and validates. source names the file in error messages.
