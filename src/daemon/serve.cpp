@@ -2,6 +2,11 @@
 
 #include <csignal>
 #include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
 #include <system_error>
 
 #include "postern/delivery/direct_store.hpp"
@@ -16,8 +21,52 @@
 #include "postern/route/table.hpp"
 #include "postern/server/control_server.hpp"
 #include "postern/server/smtp_server.hpp"
+#include "postern/tls/context.hpp"
+#include "postern/util/strings.hpp"
 
 namespace postern::daemon {
+
+namespace {
+
+bool any_tls_listener(const config::settings& s)
+{
+    for (const auto& l : s.listeners)
+        if (l.tls != config::listener_tls::none)
+            return true;
+    return false;
+}
+
+// The configured certificate, or the self-signed one in spool_dir/tls/
+// (made at first start so the embedded default offers STARTTLS too).
+// Throws std::runtime_error naming the file.
+tls::server_tls_files certificate_files(const config::settings& s)
+{
+    if (!s.tls.certificate.empty())
+        return {s.tls.certificate, s.tls.private_key};
+    bool created = false;
+    auto files = tls::ensure_self_signed(s.spool_dir + "/tls", s.hostname, created);
+    log::info("tls_certificate").kv("certificate", files.certificate).kv("self_signed", "yes")
+        .kv("created", created ? "yes" : "no");
+    if (created)
+        log::warn("tls_certificate").kv("note", "self-signed certificate created; configure tls.certificate "
+                                                "and tls.private_key for clients that verify");
+    return files;
+}
+
+// Users with a password, by lower-cased address; nullptr when there are none
+// (AUTH is then not offered at all).
+std::shared_ptr<auth::credentials> make_credentials(const config::settings& s)
+{
+    std::map<std::string, std::string, std::less<>> users;
+    for (const auto& u : s.users)
+        if (!u.password.empty())
+            users.emplace(util::to_lower(u.address), u.password);
+    if (users.empty())
+        return nullptr;
+    return std::make_shared<auth::static_credentials>(std::move(users));
+}
+
+} // namespace
 
 int serve(const config::settings& s)
 {
@@ -52,7 +101,11 @@ int serve(const config::settings& s)
             runner.notify(std::move(ids));
         });
 
-        server::smtp_server smtp(io, s, routes, committer, clock);
+        std::optional<tls::server_contexts> tls_contexts;
+        if (any_tls_listener(s))
+            tls_contexts.emplace(certificate_files(s));
+        server::smtp_server smtp(io, s, routes, committer, clock, tls_contexts ? &*tls_contexts : nullptr,
+                                 make_credentials(s));
         smtp.bind();
         // `postern queue ...`: requests go to the runner, which owns the queue.
         server::control_server control(io, s.spool_dir,
@@ -60,12 +113,31 @@ int serve(const config::settings& s)
                 runner.control(std::move(request), std::move(reply));
             });
 
+        // SIGHUP re-reads the certificate files (renewed certificates);
+        // sessions keep the context they started with. A bad file is logged
+        // and the old certificate stays in use.
+        asio::signal_set hup(io, SIGHUP);
+        std::function<void(std::error_code, int)> on_hup = [&](std::error_code ec, int) {
+            if (ec)
+                return;
+            if (tls_contexts) {
+                auto why = tls_contexts->reload();
+                if (why.empty())
+                    log::info("reload").kv("tls_certificate", tls_contexts->files().certificate).kv("result", "ok");
+                else
+                    log::error("reload").kv("result", "failed").kv("error", why);
+            }
+            hup.async_wait(on_hup);
+        };
+        hup.async_wait(on_hup);
+
         asio::signal_set signals(io, SIGTERM, SIGINT);
         signals.async_wait([&](std::error_code ec, int sig) {
             if (ec)
                 return;
             log::info("shutdown").kv("signal", sig);
             smtp.stop();
+            hup.cancel();
             control.stop();
             remote.stop();
             io.stop();
