@@ -132,7 +132,7 @@ def split_delivered(data):
 
 
 RECEIVED_RE = re.compile(
-    rb"^Received: from .+ by ([^ ]+) \(postern\) with (ESMTP|SMTP|UTF8SMTP) "
+    rb"^Received: from .+ by ([^ ]+) \(postern\) with (SMTP|ESMTPS?A?|UTF8SMTPS?A?) "
     rb"id ([0-9a-f]{16})(?: .*)?; (.+)$", re.S)
 
 

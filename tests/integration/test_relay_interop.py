@@ -46,6 +46,9 @@ def test_postern_to_postern(relay_env):
     assert dt in (b"Bea@b.test", b"<Bea@b.test>", b"bea@b.test", b"<bea@b.test>"), dt
     rb = parse_received(rcv_b)
     assert rb["by"] == "mx.b.test", rcv_b
+    # B offers STARTTLS (self-signed by default) and A's tls_policy "may" uses it
+    assert rb["proto"] == "ESMTPS", rcv_b
+    assert b"version=TLSv1.3" in rcv_b, rcv_b
     # B's Received: names A (EHLO mx.example.test) as the client
     assert HOSTNAME.encode() in rcv_b, rcv_b
     # then A's own Received: header, then the original message, byte for byte
