@@ -496,6 +496,12 @@ int main(std::span<const std::string_view> args)
         if (!s)
             return exit_usage;
         if (cmd == "check-config") {
+            try {
+                check_certificate(*s);
+            } catch (const config::error& e) {
+                std::cerr << "postern: configuration error: " << e.what() << "\n";
+                return exit_usage;
+            }
             std::cout << config::to_json(*s) << "\n";
             return exit_ok;
         }

@@ -68,10 +68,28 @@ std::shared_ptr<auth::credentials> make_credentials(const config::settings& s)
 
 } // namespace
 
+void check_certificate(const config::settings& s)
+{
+    if (s.tls.certificate.empty())
+        return;
+    try {
+        (void)tls::make_server_context({s.tls.certificate, s.tls.private_key});
+    } catch (const std::runtime_error& e) {
+        throw config::error(s.source + ": tls.certificate/tls.private_key: expected a PEM certificate chain and "
+                                       "its private key: " + e.what());
+    }
+}
+
 int serve(const config::settings& s)
 {
     log::set_verbose(s.log == config::log_level::info);
     ::signal(SIGPIPE, SIG_IGN);
+    try {
+        check_certificate(s); // a configuration error: exit 2 before any bind
+    } catch (const config::error& e) {
+        log::fatal("config").kv("error", e.what());
+        return 2;
+    }
     try {
         util::system_clock clock;
         route::table routes(s);

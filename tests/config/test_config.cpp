@@ -1008,11 +1008,17 @@ TEST_CASE("the example conf/postern.json is a valid configuration")
 {
     auto s = load_file(POSTERN_SOURCE_DIR "/conf/postern.json");
     CHECK(s.hostname == "mx.example.test");
-    REQUIRE(s.listeners.size() == 1);
+    REQUIRE(s.listeners.size() == 3);
     CHECK(s.listeners[0].spec == "0.0.0.0:25");
+    CHECK(s.listeners[1].mode == listener_mode::submission);
+    CHECK(s.listeners[2].tls == listener_tls::implicit);
     CHECK(s.local_domains == std::vector<std::string>{"example.test"});
     REQUIRE(s.users.size() == 2);
     CHECK(s.users[0].address == "alice@example.test");
+    CHECK(postern::auth::looks_like_hash(s.users[0].password));
+    CHECK(s.users[1].password.empty());
+    CHECK(s.tls.certificate.empty()); // self-signed unless configured
+    CHECK_FALSE(s.auth.plaintext_loopback);
     CHECK(s.users[1].address == "bob@example.test");
     CHECK(s.aliases.at("postmaster@example.test") == std::vector<std::string>{"alice@example.test"});
     // An MX, not a relay: no open networks, delivery by MX with the defaults.

@@ -12,4 +12,10 @@ namespace postern::daemon {
 
 int serve(const config::settings& s);
 
+// Loads the configured certificate and key (tls.certificate, tls.private_key)
+// as serve() will. Throws config::error naming the configuration file, the
+// key and OpenSSL's reason. Nothing to check when none is configured (the
+// self-signed one is made by serve()).
+void check_certificate(const config::settings& s);
+
 } // namespace postern::daemon
