@@ -401,9 +401,13 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             open = false; // EOF, reset or timeout
             break;
         }
-        case smtp::event::check_rcpt:
-            s.answer_rcpt(verdict_for(st->routes, s.pending_rcpt(), in_relay_networks || s.authenticated()));
+        case smtp::event::check_rcpt: {
+            // RFC 5321 4.1.1.3 lets a server decline the relaying a source
+            // route implies: never relay for one, authenticated or not.
+            const bool may_relay = (in_relay_networks || s.authenticated()) && !s.pending_rcpt_source_routed();
+            s.answer_rcpt(verdict_for(st->routes, s.pending_rcpt(), may_relay));
             break;
+        }
         case smtp::event::check_sender: {
             bool owned = sender_owned(st->senders, st->cfg.auth.any_sender, auth_user, s.envelope().sender);
             if (!owned)
@@ -539,6 +543,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
                 break;
             }
             s.tls_started(true, c->stream.tls_description());
+            auth_user.clear(); // RFC 3207 4.2: the session forgot the login too
             tls_buffer = std::make_unique<char[]>(tls_buffer_size);
             log::info("tls").kv("session", sid).kv("client", ip).kv("result", "ok").kv("tls", s.tls_description());
             break;
@@ -554,8 +559,9 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
         }
     }
     if (c->stream.tls_active() && !c->timed_out) {
-        set_deadline(c, std::chrono::seconds(3));
-        co_await c->stream.shutdown(std::chrono::seconds(2));
+        // close_notify (RFC 8446 6.1), waiting only briefly for the client's.
+        set_deadline(c, std::chrono::seconds(2));
+        co_await c->stream.shutdown(std::chrono::milliseconds(500));
     }
     c->finished = true;
     c->timer.cancel();

@@ -499,6 +499,7 @@ void server_session::tls_started(bool ok, std::string description)
     reset_transaction();
     helo_.clear();
     extended_ = false;
+    authenticated_ = false; // a plain-text login (auth=always) does not carry over
     state_ = state::greeted;
 }
 
@@ -647,6 +648,7 @@ void server_session::handle_rcpt(std::string_view args)
         return;
     }
     pending_rcpt_ = std::move(parsed->value.addr);
+    pending_rcpt_routed_ = !parsed->value.source_route.empty();
     state_ = state::rcpt_wait;
 }
 
@@ -743,6 +745,7 @@ void server_session::reset_transaction()
 {
     env_ = {};
     pending_rcpt_ = {};
+    pending_rcpt_routed_ = false;
     rcpt_attempted_ = false;
     declared_size_ = 0;
     data_ = data_reader(0);

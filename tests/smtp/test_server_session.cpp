@@ -1068,4 +1068,63 @@ TEST_CASE("protocol() adds S after EHLO over TLS and keeps SMTP after HELO")
     CHECK(d.take().find("STARTTLS") == std::string::npos);
 }
 
+TEST_CASE("a source-routed recipient is flagged for the relay check, and the flag does not stick")
+{
+    struct probe {
+        std::string rcpt;
+        bool routed;
+    };
+    const probe probes[] = {
+        {"<@a.test,@b.test:user@c.test>", true},
+        {"<@a.test:user@c.test>", true},
+        {"<user@c.test>", false},
+    };
+    session_config cfg = test_config();
+    server_session s(cfg);
+    s.start();
+    s.feed("EHLO c\r\nMAIL FROM:<a@x.test>\r\n");
+    for (const auto& p : probes) {
+        CAPTURE(p.rcpt);
+        s.feed("RCPT TO:" + p.rcpt + "\r\n");
+        REQUIRE(s.next() == event::check_rcpt);
+        CHECK(s.pending_rcpt().str() == "user@c.test");
+        CHECK(s.pending_rcpt_source_routed() == p.routed);
+        s.answer_rcpt(rcpt_verdict::relay_denied);
+    }
+}
+
+TEST_CASE("protocol() gains A once authenticated: ESMTPA, ESMTPSA, UTF8SMTPSA")
+{
+    session_config cfg = test_config();
+    cfg.auth = auth_offer::always;
+    cfg.implicit_tls = true;
+    driver d(cfg);
+    d.s.tls_started(true, "TLSv1.3 TLS_AES_128_GCM_SHA256");
+    d.run();
+    // The driver answers every check_auth "invalid"; answer this one by hand.
+    d.s.feed("EHLO c\r\nAUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+    REQUIRE(d.s.next() == event::check_auth);
+    d.s.answer_auth(auth_verdict::ok);
+    CHECK(d.s.authenticated());
+    d.run();
+    d.send("MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n.\r\n");
+    d.send("MAIL FROM:<a@x.test> SMTPUTF8\r\nRCPT TO:<b@x.test>\r\nDATA\r\n.\r\n");
+    CHECK(d.protocols == std::vector<std::string>{"ESMTPSA", "UTF8SMTPSA"});
+
+    session_config plain = test_config();
+    plain.auth = auth_offer::always;
+    driver p(plain);
+    p.run();
+    p.s.feed("EHLO c\r\nAUTH LOGIN YWxpY2U=\r\nc2VjcmV0\r\n");
+    REQUIRE(p.s.next() == event::check_auth);
+    CHECK(p.s.pending_auth().mechanism == sasl_mechanism::login);
+    CHECK(p.s.pending_auth().first == "YWxpY2U=");
+    CHECK(p.s.pending_auth().second == "c2VjcmV0");
+    p.s.answer_auth(auth_verdict::ok);
+    CHECK(p.s.pending_auth().first.empty()); // forgotten once judged
+    p.run();
+    p.send("MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n.\r\n");
+    CHECK(p.protocols == std::vector<std::string>{"ESMTPA"});
+}
+
 } // TEST_SUITE

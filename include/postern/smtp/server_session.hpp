@@ -104,6 +104,9 @@ public:
     // check_rcpt
     const mail::address& pending_rcpt() const noexcept { return pending_rcpt_; }
     bool pending_rcpt_is_bare_postmaster() const noexcept { return pending_rcpt_.domain.empty(); }
+    // The forward-path carried a source route ("@a,@b:user@c"); the route is
+    // ignored (RFC 5321 4.1.1.3), but the shell declines to relay for it.
+    bool pending_rcpt_source_routed() const noexcept { return pending_rcpt_routed_; }
     void answer_rcpt(rcpt_verdict v);
 
     // check_sender (only once authenticated): envelope().sender is the MAIL
@@ -131,7 +134,7 @@ public:
     void committed(const util::result<std::string>& id);
 
     // start_tls: the 220 is in output(); the shell sends it, handshakes, then
-    // reports. ok: the session is back before EHLO, inside TLS, and
+    // reports. ok: the session is back before EHLO and unauthenticated, inside TLS, and
     // description ("TLSv1.3 TLS_AES_256_GCM_SHA384": version, space, cipher)
     // is kept for Received:. Not ok: event close, with nothing more to send.
     // With implicit_tls it is called before start() instead. Ignored otherwise.
@@ -188,6 +191,7 @@ private:
     bool extended_ = false;
     mail::envelope env_;
     mail::address pending_rcpt_;
+    bool pending_rcpt_routed_ = false;
     bool rcpt_attempted_ = false;
     std::uint64_t declared_size_ = 0;
     data_reader data_{0};
