@@ -1,5 +1,6 @@
 #include "postern/delivery/local_agent.hpp"
 
+#include <cerrno>
 #include <map>
 #include <set>
 
@@ -43,6 +44,17 @@ void defer(queue::recipient& r, const scheduler::retry_policy& p, util::time_poi
     r.last_error = std::move(why);
 }
 
+// "<enhanced code> maildir: <reason>" for a Maildir write that failed: a
+// full disk is 4.3.1 (mail system full) and a quota 4.2.2 (mailbox full),
+// RFC 3463; anything else 4.3.0. All are deferrals: nothing is lost.
+std::string maildir_failure(const std::error_code& ec)
+{
+    const char* code = ec == std::errc::no_space_on_device ? "4.3.1"
+                       : ec.value() == EDQUOT && ec.category() == std::system_category() ? "4.2.2"
+                                                                                          : "4.3.0";
+    return std::string(code) + " maildir: " + ec.message();
+}
+
 } // namespace
 
 local_agent::local_agent(std::string mail_root, std::string hostname, const route::table& routes,
@@ -59,7 +71,7 @@ void local_agent::deliver(std::span<job> jobs, util::time_point now)
     std::vector<std::string> headers; // kept alive until commit (parts point into them)
     headers.reserve(256);
     // Per recipient (job, index) → number of staged items and whether any failed.
-    std::map<std::pair<std::size_t, std::size_t>, std::string> early_error;
+    std::map<std::pair<std::size_t, std::size_t>, std::error_code> early_error;
     const auto now_s = util::unix_seconds(now);
 
     for (std::size_t j = 0; j < jobs.size(); ++j) {
@@ -121,7 +133,7 @@ void local_agent::deliver(std::span<job> jobs, util::time_point now)
                 bool check = jobs[j].recovered || r.attempts > 0;
                 auto item = batch.add(mail_root_ + "/" + t.domain + "/" + t.mailbox, name, parts, check);
                 if (!item) {
-                    early_error[{j, i}] = item.error().message();
+                    early_error[{j, i}] = item.error();
                     continue;
                 }
                 staged_mailboxes[t.address] = *item;
@@ -143,17 +155,17 @@ void local_agent::deliver(std::span<job> jobs, util::time_point now)
     auto results = batch.commit();
 
     // A recipient is done only when every file it expanded to is durable.
-    std::map<std::pair<std::size_t, std::size_t>, std::string> failed = early_error;
+    std::map<std::pair<std::size_t, std::size_t>, std::error_code> failed = early_error;
     for (const auto& s : items)
         if (!results[s.item])
-            failed[{s.job, s.rcpt}] = results[s.item].error().message();
+            failed[{s.job, s.rcpt}] = results[s.item].error();
     for (const auto& s : items) {
         if (s.repeat)
             continue;
         auto& e = jobs[s.job].entry;
         auto f = failed.find({s.job, s.rcpt});
         log_delivery(e, s.to, f == failed.end() ? "sent" : "deferred",
-                     f == failed.end() ? "2.0.0 delivered to maildir" : f->second, now);
+                     f == failed.end() ? "2.0.0 delivered to maildir" : maildir_failure(f->second), now);
     }
     std::set<std::pair<std::size_t, std::size_t>> touched;
     for (const auto& s : items)
@@ -166,7 +178,7 @@ void local_agent::deliver(std::span<job> jobs, util::time_point now)
         if (f == failed.end())
             r.state = queue::rcpt_state::done;
         else
-            defer(r, retry_, now, "4.3.0 maildir: " + f->second);
+            defer(r, retry_, now, maildir_failure(f->second));
         jobs[k.first].changed = true;
     }
 }

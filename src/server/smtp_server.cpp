@@ -17,6 +17,7 @@
 #include "postern/smtp/server_session.hpp"
 #include "postern/tls/stream.hpp"
 #include "postern/util/cidr.hpp"
+#include "postern/util/free_space.hpp"
 #include "postern/util/id.hpp"
 #include "postern/util/strings.hpp"
 
@@ -36,8 +37,22 @@ struct smtp_server::shared {
            queue::group_committer& committer_, const util::clock& clock_, tls::server_contexts* tls_,
            std::shared_ptr<auth::credentials> credentials_)
         : io(io_), cfg(cfg_), routes(routes_), committer(committer_), clock(clock_), tls(tls_),
-          credentials(std::move(credentials_)), limiter(cfg_.auth.ip_max_failures, cfg_.auth.ip_window)
+          credentials(std::move(credentials_)), limiter(cfg_.auth.ip_max_failures, cfg_.auth.ip_window),
+          disks({cfg_.spool_dir, cfg_.mail_root}, cfg_.lim.min_free_space)
     {
+    }
+
+    // Whether new mail must wait for disk space; logs each change.
+    bool storage_low()
+    {
+        bool changed = false;
+        bool low = disks.low(std::chrono::steady_clock::now(), &changed);
+        if (changed && low)
+            log::warn("storage").kv("result", "low").kv("dir", disks.low_dir())
+                .kv("min_free_space", cfg.lim.min_free_space).kv("action", "452 4.3.1 to MAIL and DATA");
+        else if (changed)
+            log::info("storage").kv("result", "ok");
+        return low;
     }
 
     asio::io_context& io;
@@ -55,6 +70,7 @@ struct smtp_server::shared {
     // Lower-cased login name → the lower-cased sender addresses it may use.
     std::map<std::string, std::set<std::string>, std::less<>> senders; // = sender_table
     auth::failure_limiter limiter;
+    util::free_space_monitor disks;
     // Declared last, so it is joined before anything its jobs use goes away.
     asio::thread_pool pool{1};
 };
@@ -369,6 +385,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             if (c->stream.tls_active()) {
                 auto [rec, n] = co_await c->stream.read_some(asio::buffer(tls_buffer.get(), tls_buffer_size));
                 if (!rec) {
+                    s.set_storage_low(st->storage_low());
                     s.feed({tls_buffer.get(), n});
                     break;
                 }
@@ -379,6 +396,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
                 for (;;) {
                     std::size_t n = c->stream.socket().read_some(asio::buffer(read_buffer), ec);
                     if (!ec) {
+                        s.set_storage_low(st->storage_low());
                         s.feed({read_buffer, n});
                         got = true;
                         break;

@@ -243,6 +243,8 @@ void server_session::handle_line(std::string_view line)
             error_reply(503, "5.5.1", "Error: send HELO/EHLO first");
         else if (state_ == state::mail)
             error_reply(503, "5.5.1", "Error: nested MAIL command");
+        else if (storage_low_)
+            reply(452, "4.3.1", "Error: insufficient system storage");
         else if (cfg_.submission && !authenticated_)
             // RFC 6409 4.3 (and RFC 3207 4 for the wording before TLS).
             error_reply(530, "5.7.0", auth_available() || cfg_.auth == auth_offer::never
@@ -695,6 +697,12 @@ void server_session::handle_data()
             error_reply(554, "5.5.1", "Error: no valid recipients");
         else
             error_reply(503, "5.5.1", "Error: need RCPT command");
+        return;
+    }
+    if (storage_low_) {
+        // RFC 5321 4.2.5: a 452 to DATA; the recipients stay accepted, so
+        // the client may retry DATA or give up the transaction.
+        reply(452, "4.3.1", "Error: insufficient system storage");
         return;
     }
     data_ = data_reader(cfg_.max_message_size);

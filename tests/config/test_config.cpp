@@ -366,7 +366,7 @@ TEST_CASE("unknown keys are refused at every level")
             R"(/tmp/x.json: listeners[0].starttls: expected one of the known keys (address, mode, tls), got unknown key "starttls")"},
         {R"({"limits": {"recipient": 5}})",
             "/tmp/x.json: limits.recipient: expected one of the known keys (message_size, recipients, connections, "
-            "connections_per_ip, command_timeout_s, data_timeout_s, errors), got unknown key \"recipient\""},
+            "connections_per_ip, command_timeout_s, data_timeout_s, errors, min_free_space), got unknown key \"recipient\""},
         {R"({"users": [{"address": "a@localhost", "passwd": "x"}], "local_domains": ["localhost"]})",
             R"(/tmp/x.json: users[0].passwd: expected one of the known keys (address, password, addresses), got unknown key "passwd")"},
         {R"({"tls": {"cert": "/x"}})",
@@ -1072,7 +1072,8 @@ TEST_CASE("to_json gives back the same settings")
         CHECK(doc["tls"] == nlohmann::json::parse(R"({"certificate": null, "private_key": null})"));
         CHECK(doc["auth"] == nlohmann::json::parse(R"({"plaintext_loopback": false, "any_sender": false,
             "max_failures": 3, "failure_delay_ms": 1000, "ip_max_failures": 10, "ip_window_s": 900})"));
-        CHECK(doc["limits"].size() == 7);
+        CHECK(doc["limits"].size() == 8);
+        CHECK(doc["limits"]["min_free_space"] == 104857600);
         CHECK(doc["dns"] == nlohmann::json::parse(R"({"servers": []})"));
         CHECK(doc["queue"] == nlohmann::json::parse(R"({"retry_initial_s": 300, "retry_max_s": 3600,
             "give_up_s": 432000, "delay_warning_s": 14400})"));

@@ -111,6 +111,7 @@ namespace {
 //                             answers start_tls (the handshake's outcome);
 //                             first line with implicit_tls: the handshake
 //                             before start() (no greeting when it failed)
+//   @storage low|ok           set_storage_low() before the next write
 //   @timeout                  the read deadline passed
 //   @refuse <why>             first line only: refused at connect (no greeting)
 //   @closed                   the session must have returned event::close
@@ -323,6 +324,12 @@ private:
                 return fatal("@tls but the session is at event " + std::string(event_name(last_)));
             if (answer_tls(rest))
                 drive();
+            return;
+        }
+        if (head == "@storage") {
+            if (rest != "low" && rest != "ok")
+                return fatal("@storage needs low or ok");
+            session_->set_storage_low(rest == "low");
             return;
         }
         if (head == "@timeout") {

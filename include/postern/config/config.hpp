@@ -69,6 +69,9 @@ struct limits {
     std::chrono::seconds command_timeout{300}; // RFC 5321 4.5.3.2.7: 5 minutes
     std::chrono::seconds data_timeout{600};    // RFC 5321 4.5.3.2.6 allows 10 minutes
     std::uint32_t errors = 20;             // protocol errors before 421 and close
+    // Below this many free octets on the spool's or the Maildirs' file
+    // system, MAIL and DATA get 452 4.3.1 (0 = never refuse for space).
+    std::uint64_t min_free_space = 104857600; // 100 MiB
 };
 
 enum class log_level { info, warn };

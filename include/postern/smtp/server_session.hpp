@@ -97,6 +97,11 @@ public:
     void feed(std::string_view bytes);
     event next();
 
+    // The shell's view of the disks: while low, MAIL and DATA get 452 4.3.1
+    // (RFC 3463 4.3.1; RFC 5321 4.2.5: the client keeps the message and
+    // retries later). Set before feeding; it takes effect at the next command.
+    void set_storage_low(bool low) noexcept { storage_low_ = low; }
+
     // Bytes to send; the shell clears it after writing.
     std::string& output() noexcept { return out_; }
     input_phase phase() const noexcept;
@@ -198,6 +203,7 @@ private:
     std::uint32_t errors_ = 0;
     std::uint32_t messages_ = 0;
     bool tls_active_ = false;
+    bool storage_low_ = false;
     std::string tls_description_;
     auth_request auth_;
     bool authenticated_ = false;
