@@ -167,6 +167,12 @@ void local_agent::deliver(std::span<job> jobs, util::time_point now)
         log_delivery(e, s.to, f == failed.end() ? "sent" : "deferred",
                      f == failed.end() ? "2.0.0 delivered to maildir" : maildir_failure(f->second), now);
     }
+    // Failures before anything was staged (the Maildir could not be made or
+    // the file not written, e.g. ENOSPC) are deferrals too, and say so.
+    for (const auto& [k, ec] : early_error) {
+        auto& e = jobs[k.first].entry;
+        log_delivery(e, e.recipients[k.second].address, "deferred", maildir_failure(ec), now);
+    }
     std::set<std::pair<std::size_t, std::size_t>> touched;
     for (const auto& s : items)
         touched.insert({s.job, s.rcpt});

@@ -9,10 +9,19 @@ namespace postern::util {
 
 result<std::uint64_t> free_space(const std::string& path)
 {
-    struct statvfs st {};
-    if (::statvfs(path.c_str(), &st) != 0)
-        return std::error_code(errno, std::system_category());
-    return static_cast<std::uint64_t>(st.f_bavail) * static_cast<std::uint64_t>(st.f_frsize);
+    // A directory made on first use (a Maildir root) lives on the file
+    // system of its nearest existing ancestor.
+    std::string p = path.empty() ? std::string(".") : path;
+    for (;;) {
+        struct statvfs st {};
+        if (::statvfs(p.c_str(), &st) == 0)
+            return static_cast<std::uint64_t>(st.f_bavail) * static_cast<std::uint64_t>(st.f_frsize);
+        const int err = errno;
+        const auto slash = p.find_last_of('/');
+        if (err != ENOENT || slash == std::string::npos || p == "/")
+            return std::error_code(err, std::system_category());
+        p = slash == 0 ? std::string("/") : p.substr(0, slash);
+    }
 }
 
 free_space_monitor::free_space_monitor(std::vector<std::string> dirs, std::uint64_t min_free,

@@ -14,13 +14,14 @@
 namespace postern::util {
 
 // Octets an unprivileged writer may still use on the file system holding
-// path (statvfs f_bavail × f_frsize).
+// path (statvfs f_bavail × f_frsize); a path not made yet is measured at its
+// nearest existing ancestor.
 result<std::uint64_t> free_space(const std::string& path);
 
 // Whether any of several directories is below a threshold, re-checked at
 // most once per interval (statvfs is cheap but not free at 20k sessions/s).
-// A directory that cannot be measured counts as low: refusing for a while
-// is safe, accepting mail we cannot store is not.
+// A directory that cannot be measured (permissions, I/O error) counts as
+// low: refusing for a while is safe, accepting mail we cannot store is not.
 class free_space_monitor {
 public:
     using steady = std::chrono::steady_clock;
