@@ -8,13 +8,16 @@ fresh temporary directory, and drives it with clients other people wrote
 No sleeps where a wait-for works: every wait polls with a deadline.
 """
 
+import atexit
 import copy
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -322,7 +325,23 @@ def queue_id_of(text):
 # the server under test
 
 
+def _test_certificate():
+    """One EC certificate for HOSTNAME, made once per test run: a server
+    started without "tls" would make its own RSA key (about half a second
+    each under load); the tests of that default (test_submission_tls.py)
+    ask for it explicitly with "tls": {"certificate": None, ...}."""
+    d = tempfile.mkdtemp(prefix="postern-test-cert-")
+    atexit.register(shutil.rmtree, d, True)
+    crt, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-subj", f"/CN={HOSTNAME}", "-addext", f"subjectAltName=DNS:{HOSTNAME}",
+                    "-days", "30", "-keyout", key, "-out", crt],
+                   check=True, capture_output=True)
+    return {"certificate": crt, "private_key": key}
+
+
 BASE_CONFIG = {
+    "tls": _test_certificate(),
     "hostname": HOSTNAME,
     "local_domains": ["example.test", "catchall.test", "users.test"],
     "users": [

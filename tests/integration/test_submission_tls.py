@@ -59,7 +59,8 @@ def start(make_server, pw_hash, listeners=(), overrides=None, passwords=True, na
     if passwords:
         users[0]["password"] = pw_hash
         users[1]["password"] = pw_hash
-    over = {"users": users, "auth": {"failure_delay_ms": 10}}
+    # This file tests the default: the self-signed certificate postern makes.
+    over = {"users": users, "auth": {"failure_delay_ms": 10}, "tls": {"certificate": None, "private_key": None}}
     over.update(overrides or {})
     if "auth" in (overrides or {}):
         over["auth"] = {"failure_delay_ms": 10, **overrides["auth"]}
