@@ -1,5 +1,6 @@
 #include "postern/delivery/remote_agent.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <random>
@@ -178,7 +179,7 @@ asio::awaitable<session_end> run_session(std::shared_ptr<state> st, std::string 
     for (;;) {
         switch (cs.next()) {
         case smtp::client_event::send: {
-            dog.arm(cs.read_timeout());
+            dog.arm(std::min(cs.read_timeout(), st->cfg.remote.command_timeout));
             auto ec = co_await stream.write_all(asio::buffer(cs.output()));
             dog.disarm();
             cs.output().clear();
@@ -189,7 +190,7 @@ asio::awaitable<session_end> run_session(std::shared_ptr<state> st, std::string 
             break;
         }
         case smtp::client_event::need_reply: {
-            dog.arm(cs.read_timeout());
+            dog.arm(std::min(cs.read_timeout(), st->cfg.remote.command_timeout));
             auto [ec, n] = co_await stream.read_some(asio::buffer(buf));
             dog.disarm();
             if (dog.fired())
@@ -201,7 +202,7 @@ asio::awaitable<session_end> run_session(std::shared_ptr<state> st, std::string 
             break;
         }
         case smtp::client_event::start_tls: {
-            dog.arm(cs.read_timeout());
+            dog.arm(std::min(cs.read_timeout(), st->cfg.remote.command_timeout));
             auto ec = co_await stream.handshake_client(verify ? st->tls_verified : st->tls_plain, host, verify);
             dog.disarm();
             if (ec)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <exception>
 #include <set>
 #include <system_error>
@@ -370,21 +371,36 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
                 .kv("tls", s.tls_description());
         }
     }
+    // The read deadline runs per command, not per read: it restarts only
+    // when we answered something, when DATA begins, and inside DATA when a
+    // line ended (Postfix's per-record deadline). A client dribbling one
+    // byte a second is cut off (slowloris) instead of holding its slot.
+    bool restart_deadline = true;
+    auto last_phase = smtp::input_phase::command;
     while (open) {
         switch (s.next()) {
         case smtp::event::need_input: {
             if (!s.output().empty()) {
                 auto wec = co_await c->stream.write_all(asio::buffer(s.output()));
                 s.output().clear();
+                restart_deadline = true;
                 if (wec) {
                     open = false;
                     break;
                 }
             }
-            set_deadline(c, s.phase() == smtp::input_phase::data ? lim.data_timeout : lim.command_timeout);
+            if (s.phase() != last_phase) {
+                last_phase = s.phase();
+                restart_deadline = true;
+            }
+            if (restart_deadline)
+                set_deadline(c, last_phase == smtp::input_phase::data ? lim.data_timeout : lim.command_timeout);
+            restart_deadline = false;
             if (c->stream.tls_active()) {
                 auto [rec, n] = co_await c->stream.read_some(asio::buffer(tls_buffer.get(), tls_buffer_size));
                 if (!rec) {
+                    restart_deadline = last_phase == smtp::input_phase::data &&
+                                       std::memchr(tls_buffer.get(), '\n', n) != nullptr;
                     s.set_storage_low(st->storage_low());
                     s.feed({tls_buffer.get(), n});
                     break;
@@ -396,6 +412,8 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
                 for (;;) {
                     std::size_t n = c->stream.socket().read_some(asio::buffer(read_buffer), ec);
                     if (!ec) {
+                        restart_deadline = last_phase == smtp::input_phase::data &&
+                                           std::memchr(read_buffer, '\n', n) != nullptr;
                         s.set_storage_low(st->storage_low());
                         s.feed({read_buffer, n});
                         got = true;

@@ -229,7 +229,7 @@ TEST_CASE("absent keys take their defaults")
         CHECK(s.remote.concurrency_per_domain == 20);
         CHECK(s.remote.messages_per_connection == 100);
         CHECK(s.remote.connect_timeout == 30s);
-        CHECK(s.remote.command_timeout == 300s);
+        CHECK(s.remote.command_timeout == 600s);
         CHECK(s.remote.tls == tls_policy::may);
         CHECK(s.remote.tls_policies.empty());
         CHECK(s.relay.smarthost.empty()); // deliver by MX
@@ -1079,7 +1079,7 @@ TEST_CASE("to_json gives back the same settings")
             "give_up_s": 432000, "delay_warning_s": 14400})"));
         CHECK(doc["remote"] == nlohmann::json::parse(R"({"port": 25, "concurrency": 100,
             "concurrency_per_domain": 20, "messages_per_connection": 100, "connect_timeout_s": 30,
-            "command_timeout_s": 300, "tls_policy": "may", "tls_policies": {}})"));
+            "command_timeout_s": 600, "tls_policy": "may", "tls_policies": {}})"));
         CHECK(doc["relay"] == nlohmann::json::parse(R"({"smarthost": null, "tls": "starttls", "username": null,
             "password_file": null})"));
         CHECK(doc["listeners"][0] == nlohmann::json::parse(R"({"address": "0.0.0.0:25", "mode": "smtp", "tls": "starttls"})"));

@@ -96,7 +96,9 @@ struct remote_settings {
     std::uint32_t concurrency_per_domain = 20;  // connections to one destination domain
     std::uint32_t messages_per_connection = 100; // reuse bound
     std::chrono::seconds connect_timeout{30};
-    std::chrono::seconds command_timeout{300};  // RFC 5321 4.5.3.2 (we use one for all replies)
+    // The longest wait for any one reply; below it each reply keeps its
+    // RFC 5321 4.5.3.2 timeout (5 minutes, 10 after the message's final dot).
+    std::chrono::seconds command_timeout{600};
     tls_policy tls = tls_policy::may;           // default for every destination
     std::map<std::string, tls_policy> tls_policies; // per destination domain (lower-case)
 };
