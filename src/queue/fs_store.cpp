@@ -72,6 +72,7 @@ void fs_store::open()
         log::warn("spool_purge").kv("dir", dir_ + "/incoming").kv("entries", purged);
     if (auto r = util::fsync_dir(dir_ + "/incoming"); !r)
         throw std::system_error(r.error(), dir_ + "/incoming");
+    purge_leftovers();
     scan(nullptr);
     std::lock_guard lk(mu_);
     free_.clear();
@@ -81,6 +82,37 @@ void fs_store::open()
         else
             fs::remove_all(e.path());
     }
+}
+
+// What a crash can leave in queue/<xx>/ besides whole entries: the temp file
+// of an update() killed before its rename (never durable, never read), and
+// the later envelope of an entry remove() took away before the kill let it
+// delete the envelope too. Both are garbage; only open() may remove them,
+// while no update() is in flight.
+void fs_store::purge_leftovers()
+{
+    std::size_t purged = 0;
+    std::error_code ec;
+    for (const auto& bucket : fs::directory_iterator(dir_ + "/queue", ec)) {
+        std::vector<fs::path> doomed;
+        for (const auto& e : fs::directory_iterator(bucket.path(), ec)) {
+            const auto name = e.path().filename().string();
+            const bool tmp = name.starts_with(".tmp.");
+            const bool orphan_env = name.size() == 16 + env_suffix.size() && name.ends_with(env_suffix) &&
+                                    util::is_queue_id(std::string_view(name).substr(0, 16)) &&
+                                    !fs::exists(bucket.path() / name.substr(0, 16));
+            if (tmp || orphan_env)
+                doomed.push_back(e.path());
+        }
+        for (const auto& d : doomed) {
+            std::error_code ignored;
+            fs::remove(d, ignored);
+            ++purged;
+        }
+    }
+    if (purged > 0)
+        log::warn("spool_purge").kv("dir", dir_ + "/queue").kv("entries", purged)
+            .kv("what", "unfinished updates and envelopes of removed entries");
 }
 
 std::string fs_store::bucket_dir(std::string_view id) const
@@ -274,14 +306,24 @@ util::result<void> fs_store::remove(std::string_view id)
     if (!util::is_queue_id(id))
         return util::errc::syntax;
     const auto path = entry_path(id);
-    // The later envelope goes first: an entry without it is still whole
-    // (its first line), whereas a lone .env would be an orphan.
+    // The entry goes first, its later envelope after: a crash in between
+    // leaves an orphan .env that open() purges. The other order would bring
+    // back the entry's first line, every recipient pending, and deliver
+    // again what was already sent.
+    auto r = remove_entry_file(id, path);
+    if (!r)
+        return r;
     if (has_env(id)) {
         if (::unlink((path + std::string(env_suffix)).c_str()) != 0 && errno != ENOENT)
             return util::last_os_error();
         std::lock_guard lk(mu_);
         has_env_.erase(has_env_.find(id));
     }
+    return {};
+}
+
+util::result<void> fs_store::remove_entry_file(std::string_view id, const std::string& path)
+{
     {
         std::lock_guard lk(mu_);
         if (free_.size() < max_free) {

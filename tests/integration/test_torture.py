@@ -21,6 +21,11 @@ and every promise is checked:
 - after a clean restart the spool holds nothing stale: queue/ and incoming/
   and corrupt/ are empty (free/ holds recycled, empty files and does not count).
 
+Reported, not failed: an "unknown" all-local message found in some of its
+mailboxes only (all-local mail is written to the Maildirs before the 250, with
+no queue entry, so a kill between two renames leaves it so: no 250 was given),
+and files left in Maildir tmp/ directories (Maildir readers clean tmp/).
+
 Knobs (environment), for a longer run by hand:
   POSTERN_TORTURE_ROUNDS   kill rounds (default 25)
   POSTERN_TORTURE_SEED     the seed of the schedule and the message mix
@@ -56,6 +61,7 @@ MIN_S = float(os.environ.get("POSTERN_TORTURE_MIN_S", "0.2"))
 MAX_S = float(os.environ.get("POSTERN_TORTURE_MAX_S", "1.5"))
 EARLY = float(os.environ.get("POSTERN_TORTURE_EARLY", "0.15"))
 DRAIN_S = float(os.environ.get("POSTERN_TORTURE_DRAIN_S", "60"))
+DUP_DETAIL = 20   # remote duplicates printed one by one (all are counted per round)
 
 SENDER = "torture@catchall.test"     # local: a DSN (there must be none) would show up
 FAR, AWAY = "far.test", "away.test"  # remote domains, one sink each
@@ -73,6 +79,7 @@ ALIASES = {
 }
 
 MSGID_RE = re.compile(rb"^Message-ID: <([^>]+)>\r?$", re.M | re.I)
+ENTRY_RE = re.compile(r"^[0-9a-f]{16}(\.env)?$")
 RCVD_ID_RE = re.compile(rb"\(postern\) with \S+ id ([0-9a-f]{16})")
 
 
@@ -126,6 +133,11 @@ def _message(rng, mid, token, t, k):
             f"Subject: torture {token}", f"Message-ID: <{mid}>",
             "Date: Thu, 26 Nov 2026 07:00:00 +0000"]
     return ("\r\n".join(hdrs) + "\r\n\r\n" + "\r\n".join(lines) + "\r\n").encode()
+
+
+def _timed_out(e):
+    # smtplib turns a socket timeout into SMTPServerDisconnected("... timed out")
+    return isinstance(e, socket.timeout) or "timed out" in str(e)
 
 
 class Load:
@@ -185,8 +197,8 @@ class Load:
                     conn = None
                     continue
                 except (OSError, smtplib.SMTPException) as e:
-                    if isinstance(e, socket.timeout):
-                        self._error(f"t{t}: timeout while connecting (hang?)")
+                    if _timed_out(e):
+                        self._error(f"t{t}: timeout while connecting (hang?): {e!r}")
                     conn.close()
                     conn = None
                     time.sleep(0.02)  # down between kill and restart
@@ -237,8 +249,8 @@ class Load:
                 conn.close()
                 conn = None
             except (OSError, smtplib.SMTPException) as e:
-                if isinstance(e, socket.timeout):
-                    self._error(f"t{t} {mid}: no reply within 30 s (hang?)")
+                if _timed_out(e):
+                    self._error(f"t{t} {mid}: no reply within 30 s (hang?): {e!r}")
                 conn.close()
                 conn = None
         if conn is not None:
@@ -335,6 +347,7 @@ def test_kill9_torture_mixed_local_and_relay(relay_env):
     load = Load(srv, seed)
     bounds = []       # per generation: [len(sink.messages)] once that incarnation is dead
     rounds_log = []
+    kill_times = []   # wall clock of each round's kill
     load.start()
     try:
         for r in range(ROUNDS):
@@ -347,6 +360,7 @@ def test_kill9_torture_mixed_local_and_relay(relay_env):
                 raise AssertionError(f"round {r}: postern died on its own "
                                      f"(status {srv.proc.returncode})\n{srv.log_tail()}")
             srv.kill9()
+            kill_times.append(time.time())
             bounds.append(_settle(sinks))
             rounds_log.append((r, dur, early))
             time.sleep(down)
@@ -373,14 +387,19 @@ def test_kill9_torture_mixed_local_and_relay(relay_env):
             out += [(mid, a) for a in m["remote"] if not rem.get((mid, a.lower()))]
         return out
 
+    def queue_entries():
+        # entries and their later envelopes; any other file in queue/ is
+        # judged after the clean restart (stale)
+        return [p for p in srv.queue_files() if ENTRY_RE.match(p.name)]
+
     drained = True
     try:
-        wait_until(lambda: not missing() and not srv.queue_files() and not srv.incoming_files(),
+        wait_until(lambda: not missing() and not queue_entries() and not srv.incoming_files(),
                    DRAIN_S, "every acked message delivered and the queue empty", interval=0.25)
     except AssertionError:
         drained = False
     t_drain = time.monotonic() - t0 - t_load
-    queue_before_restart = [str(p.relative_to(srv.spool)) for p in srv.queue_files()]
+    queue_before_restart = [str(p.relative_to(srv.spool)) for p in queue_entries()]
     srv.stop()
     assert srv.proc.returncode == 0, f"SIGTERM: exit status {srv.proc.returncode}"
     srv.start(timeout=30)
@@ -438,7 +457,9 @@ def test_kill9_torture_mixed_local_and_relay(relay_env):
                 problems.append(f"{mid}: relayed content to {rcpt} differs from what was sent")
         if len(where) > 1:
             gens = [gen_of(s, i) for s, i in where]
-            remote_dups.append((mid, rcpt, gens))
+            sname, i = where[0]
+            q = RCVD_ID_RE.search(next(s for s in sinks if s.name == sname).messages[i]["data"])
+            remote_dups.append((mid, rcpt, gens, q.group(1).decode() if q else m["qid"]))
             if len(set(gens)) != len(gens):
                 problems.append(f"{mid} relayed {len(where)} times to {rcpt} by one server "
                                 f"incarnation (generations {gens}): not the kill window")
@@ -462,9 +483,20 @@ def test_kill9_torture_mixed_local_and_relay(relay_env):
         problems.append(f"LOST {mid} ({m['state']}, kind {m['kind']}, sent in round {m['round']}, "
                         f"queue id {m['qid']}) never reached {t}\n    "
                         + "\n    ".join(_log_lines(srv, needles)))
+    def round_of_mtime(path):
+        t = path.stat().st_mtime
+        return next((r for r, k in enumerate(kill_times) if t <= k), "after the last kill")
+
     for what, files in stale.items():
-        if files:
-            problems.append(f"stale spool {what}/ after a clean restart: {files[:10]}")
+        if not files:
+            continue
+        problems.append(f"STALE SPOOL: {len(files)} file(s) left in {what}/ after the drain and "
+                        f"a clean restart (first ones follow)")
+        for name in files[:5]:
+            f = srv.spool / name
+            head = f.read_bytes()[:120]
+            problems.append(f"  {name} ({f.stat().st_size} bytes, written in round "
+                            f"{round_of_mtime(f)}): {head!r}")
     if not drained:
         problems.append(f"not drained within {DRAIN_S}s; queue then: {queue_before_restart[:10]}")
     if load.errors:
@@ -499,11 +531,32 @@ def test_kill9_torture_mixed_local_and_relay(relay_env):
           f"  spool after clean restart: queue={len(stale['queue'])} "
           f"incoming={len(stale['incoming'])} corrupt={len(stale['corrupt'])} "
           f"free(recycled)={len(free_files)}; Maildir tmp/ leftovers={len(maildir_tmp)}")
-    for mid, rcpt, gens in remote_dups:
-        m = msgs[mid]
-        print(f"  remote duplicate (accepted, RFC 5321 6.1): {mid} to {rcpt}: copies from "
-              f"server generations {gens} (round {gens[0]} ended in the kill), "
-              f"sent in round {m['round']}, queue id {m['qid']}")
+    if remote_dups:
+        # Where did the kill fall, by the first incarnation's log: before
+        # postern read the sink's 250, after it (remote_transaction) but before
+        # the runner applied it, or after it logged status=sent but before the
+        # queue update was on disk.
+        segments = srv.log().split("---- start #")
+        kill_points = collections.Counter()
+        dup_rounds = collections.Counter()
+        for mid, rcpt, gens, qid in remote_dups:
+            dup_rounds[gens[0]] += 1
+            seg = segments[gens[0] + 1] if qid and gens[0] + 1 < len(segments) else ""
+            if f"event=delivery id={qid} to={rcpt} status=sent" in seg.lower():
+                kill_points["after status=sent"] += 1
+            elif f"event=remote_transaction id={qid} " in seg:
+                kill_points["after the peer's 250, before the runner applied it"] += 1
+            else:
+                kill_points["before postern read the peer's 250"] += 1
+        print(f"  remote duplicates per round (the kill that ended it): "
+              + " ".join(f"r{r}:{n}" for r, n in sorted(dup_rounds.items())))
+        print(f"  remote duplicates by kill point: {dict(kill_points)}")
+        for mid, rcpt, gens, qid in remote_dups[:DUP_DETAIL]:
+            print(f"  remote duplicate (accepted, RFC 5321 6.1): {mid} to {rcpt}, queue id "
+                  f"{qid}: copies from server generations {gens} (round {gens[0]} ended in "
+                  f"the kill), sent in round {msgs[mid]['round']}")
+        if len(remote_dups) > DUP_DETAIL:
+            print(f"  ... and {len(remote_dups) - DUP_DETAIL} more remote duplicates")
     for mid in unknown_partial_direct:
         print(f"  unknown all-local partially delivered: {mid} (round {msgs[mid]['round']})")
     assert acked > 0 and any(m["remote"] for m in msgs.values() if m["state"] == ACKED), \

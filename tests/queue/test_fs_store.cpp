@@ -181,6 +181,62 @@ TEST_CASE("fs_store open() purges what was left in incoming/ (it never got its 2
     }
 }
 
+TEST_CASE("fs_store open() purges an update's temp file and the envelope of a removed entry (a crash between steps)")
+{
+    temp_dir d;
+    const std::string kept = "00000000000000e1";
+    const std::string gone = "00000000000000e2";
+    auto m = make_message(kept, {"Subject: x\r\n\r\nbody\r\n"});
+    entry changed = m.meta;
+    {
+        fs_store s(d.str());
+        s.open();
+        commit_one(s, m);
+        changed.recipients[0].state = rcpt_state::done;
+        REQUIRE(s.update(changed));
+    }
+    const auto bucket_e1 = fs::path(entry_path(d, kept)).parent_path();
+    const auto bucket_e2 = fs::path(entry_path(d, gone)).parent_path();
+    // update() killed before its rename; remove() killed after the entry went.
+    write_text((bucket_e1 / ".tmp.0123456789abcdef").string(), "{\"version\":1,\"id\":\"half");
+    write_text((bucket_e1 / ".tmp.fedcba9876543210").string(), "");
+    write_text((bucket_e2 / (gone + ".env")).string(), encode_envelope(changed));
+
+    fs_store s(d.str());
+    s.open();
+    CHECK_FALSE(fs::exists(bucket_e1 / ".tmp.0123456789abcdef"));
+    CHECK_FALSE(fs::exists(bucket_e1 / ".tmp.fedcba9876543210"));
+    CHECK_FALSE(fs::exists(bucket_e2 / (gone + ".env")));
+    // The whole entry and its own later envelope stay.
+    auto ids = s.list();
+    REQUIRE(ids);
+    CHECK(*ids == std::vector<std::string>{kept});
+    auto e = s.load(kept);
+    REQUIRE(e);
+    CHECK(*e == changed);
+}
+
+TEST_CASE("fs_store remove() takes the entry before its later envelope")
+{
+    // A crash after the first step must not bring back the first line's
+    // all-pending recipients; an orphan envelope is purged by open().
+    temp_dir d;
+    const std::string id = "00000000000000e3";
+    auto m = make_message(id, {"x\r\n"});
+    fs_store s(d.str());
+    s.open();
+    commit_one(s, m);
+    entry changed = m.meta;
+    changed.recipients[0].state = rcpt_state::done;
+    REQUIRE(s.update(changed));
+    REQUIRE(s.remove(id));
+    CHECK_FALSE(fs::exists(entry_path(d, id)));
+    CHECK_FALSE(fs::exists(entry_path(d, id) + ".env"));
+    auto ids = s.list();
+    REQUIRE(ids);
+    CHECK(ids->empty());
+}
+
 TEST_CASE("fs_store update() is seen by a later load(), also after a restart")
 {
     temp_dir d;

@@ -54,6 +54,10 @@ private:
     bool has_env(std::string_view id);
     util::result<entry> decode_checked(std::string_view id, util::result<std::string> text);
     void scan(std::vector<std::string>* ids);
+    // At open(): removes update() temp files and .env files without an entry.
+    void purge_leftovers();
+    // Recycles the entry's file into free/ (or unlinks it).
+    util::result<void> remove_entry_file(std::string_view id, const std::string& path);
 
     std::string dir_;
     std::mutex mu_;
