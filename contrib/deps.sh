@@ -6,7 +6,8 @@ build_packages=(meson ninja-build g++ pkg-config cmake libasio-dev libssl-dev li
                 nlohmann-json3-dev doctest-dev)
 # postfix: the relay interop test delivers to a real Postfix (installed with
 # debconf's "No configuration": nothing of it runs until a test starts one).
-test_packages=(swaks openssl python3 python3-pytest python3-aiosmtpd python3-dnslib postfix)
+test_packages=(swaks openssl curl python3 python3-pytest python3-aiosmtpd python3-dnslib postfix
+               clang libclang-rt-14-dev)
 
 ensure_packages() {
     local missing=() p
@@ -23,6 +24,15 @@ ensure_packages() {
     fi
     "${sudo[@]}" apt-get update -q >&2 || true
     "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+}
+
+# The sanitizer and fuzzing build (clang: libFuzzer ships with it).
+build_sanitized() {
+    if [ ! -f build-san/build.ninja ]; then
+        CXX=clang++ CC=clang meson setup build-san -Db_sanitize=address,undefined -Db_lundef=false \
+            -Dwerror=false -Dfuzz=true -Dbuildtype=debugoptimized >&2 || return 1
+    fi
+    ninja -C build-san >&2
 }
 
 # Configures (once) and builds build/. Extra meson options go in $@.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # contrib/test.sh — install what is missing, build (warnings are errors),
 # run every suite: the doctest unit binaries, then the integration suite
-# (the real binary on loopback, driven by smtplib and swaks).
+# (the real binary on loopback, driven by smtplib, swaks, curl, openssl);
+# then both again on a sanitizer build (ASan + UBSan, leaks included) and
+# every fuzz target for a few seconds (POSTERN_FUZZ_SECONDS, default 3).
 # Prints one line per suite and, last, "N passed, N failed" over all suites.
 # Exit status 0 only when nothing failed.
 set -uo pipefail
@@ -23,32 +25,38 @@ if ! build_postern -Dwerror=true; then
     exit 1
 fi
 
-# Unit suites: one doctest binary per module.
-for bin in build/tests/*/test_*; do
-    [ -f "$bin" ] && [ -x "$bin" ] || continue
-    name=$(basename "$bin")
-    out=$("$bin" --no-intro 2>&1)
-    rc=$?
-    line=$(printf '%s\n' "$out" | grep -E '^\[doctest\] test cases:' | tail -1)
-    p=$(printf '%s' "$line" | sed -E 's/.*\| *([0-9]+) passed.*/\1/')
-    f=$(printf '%s' "$line" | sed -E 's/.*\| *([0-9]+) failed.*/\1/')
-    if [ -z "$line" ] || { [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; }; then
-        printf '%s\n' "$out" | tail -20
-        p=${p:-0}
-        f=$(( ${f:-0} + 1 )) # a crash or a run without a summary counts as a failure
-    elif [ "$f" -ne 0 ]; then
-        printf '%s\n' "$out" | grep -vE '^\[doctest\]' | tail -60
-    fi
-    report "$name" "${p:-0}" "$f"
-done
+# Unit suites: one doctest binary per module, of the build dir $1, reported
+# with the prefix $2.
+unit_suites() { # build-dir prefix
+    local bin name out rc line p f
+    for bin in "$1"/tests/*/test_*; do
+        [ -f "$bin" ] && [ -x "$bin" ] || continue
+        name=$2$(basename "$bin")
+        out=$("$bin" --no-intro 2>&1)
+        rc=$?
+        line=$(printf '%s\n' "$out" | grep -E '^\[doctest\] test cases:' | tail -1)
+        p=$(printf '%s' "$line" | sed -E 's/.*\| *([0-9]+) passed.*/\1/')
+        f=$(printf '%s' "$line" | sed -E 's/.*\| *([0-9]+) failed.*/\1/')
+        if [ -z "$line" ] || { [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; }; then
+            printf '%s\n' "$out" | tail -40
+            p=${p:-0}
+            f=$(( ${f:-0} + 1 )) # a crash or a run without a summary counts as a failure
+        elif [ "$f" -ne 0 ]; then
+            printf '%s\n' "$out" | grep -vE '^\[doctest\]' | tail -60
+        fi
+        report "$name" "${p:-0}" "$f"
+    done
+}
 
-# Integration suite: pytest under Debian's interpreter (it owns python3-aiosmtpd).
-junit=build/integration-junit.xml
-rm -f "$junit"
-POSTERN_BIN="$PWD/build/postern" /usr/bin/python3 -m pytest tests/integration -q \
-    -p no:cacheprovider --junitxml="$junit" 2>&1 | tail -40
-if [ -f "$junit" ]; then
-    read -r ip if_ < <(/usr/bin/python3 - "$junit" <<'PY'
+# Integration suite: pytest under Debian's interpreter (it owns
+# python3-aiosmtpd), against the binary $1, reported as suite $2.
+integration_suite() { # binary suite-name
+    local junit=build/$2-junit.xml ip if_
+    rm -f "$junit"
+    POSTERN_BIN="$1" /usr/bin/python3 -m pytest tests/integration -q \
+        -p no:cacheprovider --junitxml="$junit" 2>&1 | tail -40
+    if [ -f "$junit" ]; then
+        read -r ip if_ < <(/usr/bin/python3 - "$junit" <<'PY'
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
 suites = [root] if root.tag == "testsuite" else list(root)
@@ -58,9 +66,52 @@ sk = sum(int(s.get("skipped", 0)) for s in suites)
 print(t - f - sk, f)
 PY
 )
-    report integration "$ip" "$if_"
+        report "$2" "$ip" "$if_"
+    else
+        report "$2" 0 1
+    fi
+}
+
+# The sanitizer build compiles while the first run's tests (mostly waiting
+# on sockets) use the other core.
+build_sanitized > build-san.log 2>&1 &
+san_build=$!
+
+unit_suites build ""
+integration_suite "$PWD/build/postern" integration
+
+# The same suites again on a second build with AddressSanitizer and
+# UndefinedBehaviorSanitizer (clang, which also builds the fuzz targets).
+# Every report, leaks included, is written under $san_logs and fails the run.
+san_logs=$PWD/build-san/sanitizer-logs
+if ! wait "$san_build"; then
+    tail -40 build-san.log
+    echo "sanitizer build failed"
+    report sanitizer-build 0 1
 else
-    report integration 0 1
+    rm -rf "$san_logs"
+    mkdir -p "$san_logs"
+    export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:log_path=$san_logs/asan"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$san_logs/ubsan"
+    export LSAN_OPTIONS="suppressions=$PWD/contrib/lsan.supp"
+    unit_suites build-san "san-"
+    # Memory bounds are not judged under ASan (redzones); fewer kill rounds.
+    POSTERN_SANITIZED=1 POSTERN_TORTURE_ROUNDS=${POSTERN_TORTURE_ROUNDS:-10} \
+        integration_suite "$PWD/build-san/postern" integration-san
+    # Fuzzing: each target a few seconds, its regression inputs first.
+    fuzz_out=$(contrib/fuzz.sh all "${POSTERN_FUZZ_SECONDS:-3}" 2>&1)
+    fuzz_rc=$?
+    printf '%s\n' "$fuzz_out" | grep -E '^fuzz ' || printf '%s\n' "$fuzz_out" | tail -30
+    fp=$(printf '%s\n' "$fuzz_out" | grep -cE '^fuzz .*, 0 crashes$')
+    ff=$(printf '%s\n' "$fuzz_out" | grep -E '^fuzz ' | grep -cvE ', 0 crashes$')
+    [ "$fuzz_rc" -ne 0 ] && [ "$ff" -eq 0 ] && ff=1
+    report fuzz "$fp" "$ff"
+    unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+    reports=$(find "$san_logs" -type f | wc -l)
+    if [ "$reports" -ne 0 ]; then
+        for r in "$san_logs"/*; do echo "==== $r"; head -60 "$r"; done
+    fi
+    report sanitizer-reports $(( reports == 0 ? 1 : 0 )) "$reports"
 fi
 
 echo "$passed passed, $failed failed"

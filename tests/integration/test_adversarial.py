@@ -23,6 +23,7 @@ Every loop is bounded, everything stays on loopback, every wait has a deadline.
 
 import base64
 import json
+import os
 import resource
 import selectors
 import socket
@@ -59,6 +60,17 @@ OK = (250, ["2.0.0 Ok"])
 PASSWORD = "Adv-Pw.4e1c"
 ALICE = "alice@example.test"
 
+
+
+# The memory bounds hold for the normal build; under AddressSanitizer
+# (contrib/test.sh sets POSTERN_SANITIZED=1 for that run) redzones and the
+# quarantine inflate RSS, so the figures are printed but not judged there.
+SANITIZED = os.environ.get("POSTERN_SANITIZED") == "1"
+
+
+def rss_bound(ok, what="memory stays bounded"):
+    if not SANITIZED:
+        assert ok, what
 
 def relay_denied(addr):
     return (554, [f"5.7.1 <{addr}>: Relay access denied"])
@@ -769,8 +781,8 @@ def test_ten_thousand_connections(make_server):
           f"{mib(base):.1f} MiB, 1000 held {mib(rss_full):.1f} MiB, peak {mib(peak):.1f} MiB, "
           f"after {mib(after):.1f} MiB")
     assert latency < 3.0 and latency2 < 3.0, (latency, latency2)
-    assert peak - base < 64 * 1024, "1000 idle sessions must not cost 64 MiB"
-    assert after - base < 32 * 1024
+    rss_bound(peak - base < 64 * 1024, "1000 idle sessions must not cost 64 MiB")
+    rss_bound(after - base < 32 * 1024)
     assert len(srv.log_events("refuse")) == 9950 + 2 + len(early)
     assert_aftermath(srv, delivered=2)
 
@@ -904,8 +916,8 @@ def test_ten_megabyte_lines_concurrently_memory_bounded(make_server, pw_hash):
     after = rss_kib(srv)
     print(f"\n[10MB lines] 8 x 10 MiB in {took:.1f}s; VmRSS baseline {mib(base):.1f} MiB, "
           f"peak {mib(sampler.peak):.1f} MiB, after {mib(after):.1f} MiB")
-    assert sampler.peak - base < 64 * 1024
-    assert after - base < 32 * 1024
+    rss_bound(sampler.peak - base < 64 * 1024)
+    rss_bound(after - base < 32 * 1024)
     assert srv.log_events("auth") == []
     served_normally(srv, "after-10MB")
     assert_aftermath(srv, delivered=2)
@@ -978,7 +990,7 @@ def test_hundred_thousand_pipelined_rcpts(make_server):
     print(f"\n[100k RCPT] {counts} in {took:.1f}s; VmRSS baseline {mib(base):.1f} MiB, "
           f"peak {mib(sampler.peak):.1f} MiB, after {mib(after):.1f} MiB")
     assert counts == {250: 100, 452: n - 100}
-    assert sampler.peak - base < 64 * 1024
+    rss_bound(sampler.peak - base < 64 * 1024)
     for i in (0, 50, 99):
         f = wait_for_files(srv.new(f"r{i}@catchall.test"), 1)
         check_delivered(f[0].read_bytes(), sender="x@remote.test",
@@ -1023,8 +1035,8 @@ def test_million_header_lines(make_server, pw_hash):
     assert [a.split(b":")[0] for a in added] == [b"Date", b"Message-ID", b""], added
     assert added[1] == f"Message-ID: <{qid}@{HOSTNAME}>".encode()
     # a handful of copies of a 12 MB message at most, and given back
-    assert sampler.peak - base < 4 * len(msg) // 1024
-    assert after - base < 64 * 1024
+    rss_bound(sampler.peak - base < 4 * len(msg) // 1024)
+    rss_bound(after - base < 64 * 1024)
     assert_aftermath(srv, delivered=3)
 
 
@@ -1088,10 +1100,10 @@ def test_data_memory_is_bounded_by_message_size(make_server):
     # the two small bodies, copies while committing, and at most `limit`
     # for the big one: far from the 100 MiB it sent
     for peak, _ in figures:
-        assert peak - base < 64 * 1024
+        rss_bound(peak - base < 64 * 1024)
     # freed memory may stay with the allocator (glibc keeps some of it), but
     # within the same bound after a second round
-    assert figures[1][1] - base < 64 * 1024
+    rss_bound(figures[1][1] - base < 64 * 1024)
     assert srv.delivered("alice@example.test") == []
     wait_for_files(srv.new("bob@example.test"), 2)
     wait_for_files(srv.new("carl@users.test"), 2)
@@ -1562,7 +1574,7 @@ def test_peer_with_an_endless_multiline_reply(peer_env):
           f"{peer.multiline_bytes / MiB:.1f} MiB; VmRSS baseline {mib(base):.1f} MiB, "
           f"peak {mib(sampler.peak):.1f} MiB")
     assert "reply longer than" in detail, detail
-    assert sampler.peak - base < 16 * 1024
+    rss_bound(sampler.peak - base < 16 * 1024)
     assert srv.queue_files()
     _no_bounce(srv)
     # postern hung up: the peer's writes failed well before its own cap
