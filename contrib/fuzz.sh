@@ -53,9 +53,12 @@ ensure_build() { # targets...
     }
 }
 
-# UBSan reports must stop the run (meson's b_sanitize builds recover by default).
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
-export ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+# UBSan reports must stop the run (meson's b_sanitize builds recover by
+# default), and every report goes to the target's log (a caller's log_path,
+# as contrib/test.sh sets for its suites, would hide it from that log).
+# Later settings win: ours come last.
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}halt_on_error=1:print_stacktrace=1:log_path=stderr"
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1:log_path=stderr"
 
 run_target() { # target seconds → 0 when nothing was found
     local t=$1 secs=$2
@@ -74,19 +77,23 @@ run_target() { # target seconds → 0 when nothing was found
         local f
         for f in "$regressions"/*; do
             [ -f "$f" ] || continue
-            if ! "$bin" -timeout=10 -rss_limit_mb=2048 "$f" >>"$log" 2>&1; then
+            if ! "$bin" -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$artifacts/replay-" "$f" >>"$log" 2>&1; then
                 echo "fuzz $t: regression $f fails again (log: $log)"
                 crashes=$((crashes + 1))
             fi
         done
     fi
 
-    [ -d "$seeds" ] && cp -n "$seeds"/* "$work"/ 2>/dev/null
+    local dirs=("$work")
+    if [ -d "$seeds" ]; then
+        cp -n "$seeds"/* "$work"/ 2>/dev/null
+        dirs+=("$seeds")
+    fi
     local before start
     before=$(find "$artifacts" -type f | wc -l)
     start=$(date +%s)
     "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$artifacts/" \
-        -print_final_stats=1 "$work" "$seeds" >>"$log" 2>&1
+        -print_final_stats=1 "${dirs[@]}" >>"$log" 2>&1
     local rc=$?
     local elapsed=$(($(date +%s) - start))
     local after

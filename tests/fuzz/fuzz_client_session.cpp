@@ -14,7 +14,7 @@
 // recipient whose code is 2xx, 4xx or 5xx; closed stays closed; the
 // password, raw or base64, appears in no result and no failure text; no
 // output() over a 64 KiB body piece plus commands; TLS required means no
-// mail command in plain text.
+// mail command in plain text; credentials never without TLS.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -134,6 +134,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 for (const char* verb : {"MAIL ", "RCPT ", "DATA", "AUTH "})
                     POSTERN_FUZZ_CHECK(out.find(verb) == std::string::npos, "mail command in plain text with TLS required");
             }
+            if (!cfg.auth_username.empty() && !s.tls_active())
+                POSTERN_FUZZ_CHECK(s.output().find("AUTH ") == std::string::npos, "AUTH sent without TLS");
             s.output().clear();
             break;
         }

@@ -19,9 +19,10 @@
 // Invariants checked (dns/resolver.hpp, dns/mx_plan.hpp): answers hold at
 // most max_records records, ok means at least one, an error text otherwise;
 // MX hosts are lower-case without a trailing dot; IPv6 addresses before
-// IPv4; asking again (the cache) gives the same answer; a plan of hosts has
-// 1..max_plan_hosts distinct valid lower-case names, any other plan none and
-// an error starting with its enhanced status code.
+// IPv4; asking again, when the cache answers, gives the same answer; a plan
+// of hosts has 1..max_plan_hosts distinct valid lower-case names, never one
+// of ours, any other plan none and an error starting with its enhanced
+// status code.
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -158,12 +159,19 @@ void check_common(const Answer& a, std::size_t n)
         POSTERN_FUZZ_CHECK(n == 0 && !a.error.empty(), "failure with records or without a reason");
 }
 
+// c-ares writes a '.' inside a label as "\." (and other odd octets as
+// "\DDD"): only an unescaped final dot is a trailing dot.
 bool lower_no_dot(const std::string& s)
 {
     for (char c : s)
         if (c >= 'A' && c <= 'Z')
             return false;
-    return s.empty() || s.back() != '.';
+    if (s.empty() || s.back() != '.')
+        return true;
+    std::size_t backslashes = 0;
+    for (std::size_t i = s.size() - 1; i > 0 && s[i - 1] == '\\'; --i)
+        ++backslashes;
+    return backslashes % 2 == 1;
 }
 
 void check_plan(const dns::mx_answer& a, std::uint64_t seed)
@@ -214,6 +222,45 @@ bool same(const dns::address_answer& x, const dns::address_answer& y)
     return x.st == y.st && x.error == y.error && x.addresses == y.addresses;
 }
 
+std::string describe(const dns::mx_answer& a)
+{
+    std::string s = std::string(dns::to_string(a.st)) + " \"" + a.error + "\"";
+    for (const auto& r : a.records)
+        s += " " + std::to_string(r.preference) + ":" + r.host;
+    return s;
+}
+
+std::string describe(const dns::txt_answer& a)
+{
+    std::string s = std::string(dns::to_string(a.st)) + " \"" + a.error + "\"";
+    for (const auto& r : a.records)
+        s += " [" + r + "]";
+    return s;
+}
+
+std::string describe(const dns::address_answer& a)
+{
+    std::string s = std::string(dns::to_string(a.st)) + " \"" + a.error + "\"";
+    for (const auto& r : a.addresses)
+        s += " " + r.to_string();
+    return s;
+}
+
+// Asking again, when answered from the cache (no new query), gives the same
+// answer. A new query is not compared: its answer may differ, as c-ares picks
+// a random query ID and a compression pointer in the input may point into
+// the header.
+template <class Answer>
+void check_again(harness& h, const Answer& first)
+{
+    const auto queries = h.dns.queries;
+    const auto again = lookup<Answer>(h);
+    if (h.dns.queries == queries && !same(first, again)) {
+        std::fprintf(stderr, "first: %s\nagain: %s\n", describe(first).c_str(), describe(again).c_str());
+        POSTERN_FUZZ_CHECK(false, "asking again gave another answer");
+    }
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
@@ -242,13 +289,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         for (const auto& r : a.records)
             POSTERN_FUZZ_CHECK(lower_no_dot(r.host), r.host.c_str());
         check_plan(a, mode >> 2U);
-        POSTERN_FUZZ_CHECK(same(a, lookup<dns::mx_answer>(h)), "asking again gave another answer");
+        check_again(h, a);
         break;
     }
     case 1: {
         const auto a = lookup<dns::txt_answer>(h);
         check_common(a, a.records.size());
-        POSTERN_FUZZ_CHECK(same(a, lookup<dns::txt_answer>(h)), "asking again gave another answer");
+        check_again(h, a);
         break;
     }
     default: {
@@ -261,7 +308,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             else
                 POSTERN_FUZZ_CHECK(!seen_v4, "IPv6 address after IPv4");
         }
-        POSTERN_FUZZ_CHECK(same(a, lookup<dns::address_answer>(h)), "asking again gave another answer");
+        check_again(h, a);
         break;
     }
     }

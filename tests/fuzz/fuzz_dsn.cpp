@@ -54,6 +54,8 @@ void check_report(const std::string& m, const delivery::bounce_input& in)
     const auto header_end = m.find("\r\n\r\n");
     POSTERN_FUZZ_CHECK(header_end != std::string::npos, "no header/body separator");
     std::map<std::string, int> fields;
+    std::string content_type; // unfolded value
+    std::string* last = nullptr;
     std::size_t start = 0;
     while (start < m.size()) {
         const auto end = m.find("\r\n", start);
@@ -62,10 +64,18 @@ void check_report(const std::string& m, const delivery::bounce_input& in)
         if (start <= header_end) {
             if (line.empty() || line[0] == ' ' || line[0] == '\t') {
                 POSTERN_FUZZ_CHECK(start > 0, "header section starts with a continuation");
+                if (last != nullptr)
+                    last->append(line);
             } else {
                 const auto colon = line.find(':');
                 POSTERN_FUZZ_CHECK(colon != std::string_view::npos, "header line without a colon");
-                ++fields[std::string(line.substr(0, colon))];
+                const std::string name(line.substr(0, colon));
+                ++fields[name];
+                last = nullptr;
+                if (name == "Content-Type") {
+                    content_type.assign(line.substr(colon + 1));
+                    last = &content_type;
+                }
             }
         }
         start = end + 2;
@@ -81,10 +91,11 @@ void check_report(const std::string& m, const delivery::bounce_input& in)
 
     // The boundary.
     const std::string key = "boundary=\"";
-    const auto b = m.find(key);
-    POSTERN_FUZZ_CHECK(b != std::string::npos && b < header_end, "no boundary parameter");
-    const auto b_end = m.find('"', b + key.size());
-    const std::string boundary = m.substr(b + key.size(), b_end - b - key.size());
+    const auto b = content_type.find(key);
+    POSTERN_FUZZ_CHECK(b != std::string::npos, "no boundary parameter");
+    const auto b_end = content_type.find('"', b + key.size());
+    POSTERN_FUZZ_CHECK(b_end != std::string::npos, "unterminated boundary parameter");
+    const std::string boundary = content_type.substr(b + key.size(), b_end - b - key.size());
     POSTERN_FUZZ_CHECK(!boundary.empty(), "empty boundary");
     const std::string_view body(m.data() + header_end + 4, m.size() - header_end - 4);
     std::vector<std::size_t> at;

@@ -178,6 +178,11 @@ def main():
         addr_specs(dns_spec([a6(1), a6(2)]), dns_spec([a4("192.0.2.1")])),
         addr_specs(dns_spec([], ns=[soa()]), dns_spec([a4("192.0.2.7"), a4("198.51.100.1")])),
         addr_specs(dns_spec([], rcode_bits=4, ns=[soa()]), dns_spec([], rcode_bits=4, ns=[soa()])),
+        # Found by the fuzzer: an MX target whose last label holds a '.', which
+        # c-ares writes escaped ("mx\."); not a trailing dot.
+        bytes.fromhex("08010200 00c00c00 0f00012a 00012c00 13020037 00000000 00000006 05687e6c"
+                      "6c6f3c00 01020000 c00c000f 00012a00 012c0040 02003700 00000000 00000605"
+                      "687e6c6c 6f3c000a 6d782e01 00000cc0 1c000001 00370000 000a0000 02"),
     ]
     with open(os.path.join(ROOT, "conf", "postern.json"), "rb") as fh:
         conf = fh.read()
