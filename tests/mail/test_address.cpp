@@ -87,7 +87,8 @@ TEST_CASE("quoted local parts are stored unquoted with every special character k
         {R"(<"\~"@x.test>)", "~"},
     };
     for (const auto& [path, local] : rows) {
-        CAPTURE(path);
+        const auto& path_case = path; // clang 14: no structured binding in a lambda (CAPTURE)
+        CAPTURE(path_case);
         auto r = fwd(path);
         REQUIRE(r);
         CHECK(r->value.addr.local_part == local);
@@ -419,7 +420,8 @@ TEST_CASE("non-ASCII addresses need SMTPUTF8")
         {"<𝄞.ü@x-ä.test>", "𝄞.ü", "x-ä.test"},
     };
     for (const auto& [path, local, domain] : rows) {
-        CAPTURE(path);
+        const auto& path_case = path; // clang 14: no structured binding in a lambda (CAPTURE)
+        CAPTURE(path_case);
         auto r = fwd(path, utf8);
         REQUIRE(r);
         CHECK(r->value.addr.local_part == local);
@@ -500,7 +502,8 @@ TEST_CASE("str() quotes a local part only when it is not a dot-string and round-
         {"<@a.test:u@b.test>", "u@b.test"},
     };
     for (const auto& [p, s] : rows) {
-        CAPTURE(p);
+        const auto& p_case = p; // clang 14: no structured binding in a lambda (CAPTURE)
+        CAPTURE(p_case);
         auto r = fwd(p, utf8);
         REQUIRE(r);
         CHECK(r->value.addr.str() == s);

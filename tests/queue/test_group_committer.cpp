@@ -170,7 +170,8 @@ TEST_CASE("concurrent submits are committed in shared batches and every submitte
     auto results = out.results();
     CHECK(results.size() == total); // one callback per submit, no more
     for (const auto& [id, ec] : results) {
-        CAPTURE(id);
+        const auto& id_case = id; // clang 14: no structured binding in a lambda (CAPTURE)
+        CAPTURE(id_case);
         CHECK_FALSE(ec);
     }
     auto ids = s.inner_.list();
@@ -188,7 +189,8 @@ TEST_CASE("concurrent submits are committed in shared batches and every submitte
         ++seen[id];
     CHECK(seen.size() == total);
     for (const auto& [id, count] : seen) {
-        CAPTURE(id);
+        const auto& id_case = id; // clang 14: no structured binding in a lambda (CAPTURE)
+        CAPTURE(id_case);
         CHECK(count == 1);
     }
     // The first message alone, then everything that piled up behind it.
@@ -255,7 +257,8 @@ TEST_CASE("group_committer stop() commits what is pending before it returns")
         // stop() has returned: every accepted message has its answer already.
         auto results = out.results();
         for (const auto& id : expected) {
-            CAPTURE(id);
+            const auto& id_case = id; // clang 14: no structured binding in a lambda (CAPTURE)
+        CAPTURE(id_case);
             auto it = results.find(id);
             REQUIRE(it != results.end());
             CHECK_FALSE(it->second);

@@ -671,9 +671,9 @@ TEST_CASE("the transcript runner catches what does not match")
 
 TEST_CASE("garbage replies close the session as a protocol error and defer the message")
 {
-    const std::string_view garbage[] = {"hello\r\n", "99 x\r\n", "2500 x\r\n", "250-a\r\n251 b\r\n",
-                                        "354 go on\r\n", "250-" + std::string(600, 'x') + "\r\n"};
-    for (auto g : garbage) {
+    const std::string garbage[] = {"hello\r\n", "99 x\r\n", "2500 x\r\n", "250-a\r\n251 b\r\n",
+                                   "354 go on\r\n", "250-" + std::string(600, 'x') + "\r\n"};
+    for (const auto& g : garbage) {
         CAPTURE(g);
         client_driver d(default_config());
         d.s.add_message(simple_envelope({"b@x.test"}), ".\r\n");

@@ -194,7 +194,8 @@ TEST_CASE("smuggled end-of-data variants are content, not an end, and flag the m
         {"<CRLF>.<CR><CR><LF>", "\r\n.\r\r\n", false, true},
     };
     for (const auto& [name, sep, lf, cr] : rows) {
-        CAPTURE(name);
+        const auto& name_case = name; // clang 14: no structured binding in a lambda (CAPTURE)
+        CAPTURE(name_case);
         const auto in = "hello" + std::string(sep) + "MAIL FROM:<evil@x.test>\r\n.\r\n";
         auto o = read_whole(in + "QUIT\r\n");
         CHECK(o.done);

@@ -95,7 +95,8 @@ TEST_CASE("a HELO name with CR, LF, parentheses or other unsafe octets is saniti
         {"Mixed-Case_host.example", "Mixed-Case_host.example"},
     };
     for (const auto& [helo, shown] : rows) {
-        CAPTURE(helo);
+        const auto& helo_case = helo; // clang 14: no structured binding in a lambda (CAPTURE)
+        CAPTURE(helo_case);
         auto f = base();
         f.helo = helo;
         auto h = received_header(f);

@@ -26,7 +26,8 @@ TEST_CASE("base64 encodes the RFC 4648 test vectors with padding")
         {"foobar", "Zm9vYmFy"},
     };
     for (const auto& [in, out] : vectors) {
-        CAPTURE(in);
+        const auto& in_case = in; // clang 14: no structured binding in a lambda (CAPTURE)
+        CAPTURE(in_case);
         CHECK(base64_encode(in) == out);
     }
 }
@@ -70,7 +71,8 @@ TEST_CASE("base64 decodes the RFC 4648 test vectors")
         {"FPucA9l+", "\x14\xfb\x9c\x03\xd9\x7e"},
     };
     for (const auto& [in, out] : vectors) {
-        CAPTURE(in);
+        const auto& in_case = in; // clang 14: no structured binding in a lambda (CAPTURE)
+        CAPTURE(in_case);
         auto r = base64_decode(in);
         REQUIRE(r);
         CHECK(*r == out);
@@ -114,7 +116,8 @@ TEST_CASE("base64 decoding is strict: padding required, no whitespace, no stray 
         "Zm9v\0AAA"sv, // NUL
     };
     for (auto in : bad) {
-        CAPTURE(in);
+        const auto& in_case = in; // clang 14: no structured binding in a lambda (CAPTURE)
+        CAPTURE(in_case);
         auto r = base64_decode(in);
         CHECK_FALSE(r);
         CHECK(r.error() == errc::syntax);
