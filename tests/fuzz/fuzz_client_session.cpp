@@ -64,14 +64,12 @@ smtp::envelope_out make_envelope(bool rich, std::size_t size)
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {
-    if (size < 5)
+    const auto in = fuzz::split_session_input(data, size);
+    if (!in)
         return 0;
-    const std::uint8_t c = data[0];
-    std::uint64_t seed = 0;
-    for (std::size_t i = 1; i < 5; ++i)
-        seed = (seed << 8) | data[i];
-    const std::string_view stream = fuzz::as_view(data + 5, size - 5);
-    fuzz::prng rng(seed);
+    const std::uint8_t c = in->selector;
+    const std::string_view stream = in->stream;
+    fuzz::prng rng(in->seed);
 
     smtp::client_config cfg;
     cfg.helo_name = "client.example";

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -101,6 +102,25 @@ inline bool crlf_only(std::string_view s) noexcept
 inline bool ends_with_crlf(std::string_view s) noexcept
 {
     return s.size() >= 2 && s.substr(s.size() - 2) == "\r\n";
+}
+
+// The layout the session targets share: one selector byte (configuration
+// variants), four bytes of PRNG seed (write split points, answers), then the
+// byte stream itself. nullopt for inputs too short to carry the header.
+struct session_input {
+    std::uint8_t selector;
+    std::uint64_t seed;
+    std::string_view stream;
+};
+
+inline std::optional<session_input> split_session_input(const std::uint8_t* data, std::size_t size) noexcept
+{
+    if (size < 5)
+        return std::nullopt;
+    std::uint64_t seed = 0;
+    for (std::size_t i = 1; i < 5; ++i)
+        seed = (seed << 8) | data[i];
+    return session_input{data[0], seed, as_view(data + 5, size - 5)};
 }
 
 } // namespace postern::fuzz
