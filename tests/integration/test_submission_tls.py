@@ -59,8 +59,7 @@ def start(make_server, pw_hash, listeners=(), overrides=None, passwords=True, na
     if passwords:
         users[0]["password"] = pw_hash
         users[1]["password"] = pw_hash
-    # This file tests the default: the self-signed certificate postern makes.
-    over = {"users": users, "auth": {"failure_delay_ms": 10}, "tls": {"certificate": None, "private_key": None}}
+    over = {"users": users, "auth": {"failure_delay_ms": 10}}
     over.update(overrides or {})
     if "auth" in (overrides or {}):
         over["auth"] = {"failure_delay_ms": 10, **overrides["auth"]}
@@ -415,9 +414,14 @@ def test_curl_submission(make_server, pw_hash, tmp_path, scheme):
 # 4. openssl s_client
 
 
+# The tests of the self-signed default ask for it: the others share the
+# suite's EC test certificate (conftest), which spares an RSA key per server.
+SELF_SIGNED = {"tls": {"certificate": None, "private_key": None}}
+
+
 @needs["openssl"]
 def test_s_client_default_is_tls13_with_the_self_signed_hostname_cert(make_server, pw_hash):
-    srv, _ = start(make_server, pw_hash)
+    srv, _ = start(make_server, pw_hash, overrides=SELF_SIGNED)
     p = s_client(srv.port)
     out = s_client_out(p)
     assert p.returncode == 0, out + p.stderr.decode(errors="replace")
@@ -848,7 +852,7 @@ def test_implicit_listener_sends_no_plaintext_greeting(make_server, pw_hash):
 
 
 def test_self_signed_certificate_is_created_once_and_reused(make_server, pw_hash):
-    srv, (imp,) = start(make_server, pw_hash, [("submission", "implicit")])
+    srv, (imp,) = start(make_server, pw_hash, [("submission", "implicit")], overrides=SELF_SIGNED)
     crt, key = srv.spool / "tls" / "tls-selfsigned.crt", srv.spool / "tls" / "tls-selfsigned.key"
     assert crt.is_file() and key.is_file()
     ev = srv.log_events("tls_certificate")
