@@ -14,16 +14,20 @@ ensure_packages "${build_packages[@]}" "${test_packages[@]}"
 passed=0
 failed=0
 report() { # suite passed failed
-    echo "suite $1: $2 passed, $3 failed"
+    echo "suite $1: $2 passed, $3 failed ($(elapsed))"
     passed=$((passed + $2))
     failed=$((failed + $3))
 }
+# Time since the start, on every suite line: where the run spends its time.
+started=$SECONDS
+elapsed() { echo "at $((SECONDS - started)) s"; }
 
 if ! build_postern -Dwerror=true; then
     echo "build failed"
     echo "0 passed, 1 failed"
     exit 1
 fi
+echo "build: done ($(elapsed))"
 
 # Unit suites: one doctest binary per module, of the build dir $1, reported
 # with the prefix $2.
@@ -49,12 +53,15 @@ unit_suites() { # build-dir prefix
 }
 
 # Integration suite: pytest under Debian's interpreter (it owns
-# python3-aiosmtpd), against the binary $1, reported as suite $2.
+# python3-aiosmtpd), against the binary $1, reported as suite $2. The tests
+# wait on sockets and timers far more than they compute, so they run on
+# POSTERN_TEST_WORKERS pytest-xdist workers (default 4; each worker takes
+# its server ports from its own range, see conftest.free_port).
 integration_suite() { # binary suite-name
     local junit=build/$2-junit.xml ip if_
     rm -f "$junit"
     POSTERN_BIN="$1" /usr/bin/python3 -m pytest tests/integration -q \
-        -p no:cacheprovider --junitxml="$junit" 2>&1 | tail -40
+        -n "${POSTERN_TEST_WORKERS:-4}" -p no:cacheprovider --junitxml="$junit" 2>&1 | tail -40
     if [ -f "$junit" ]; then
         read -r ip if_ < <(/usr/bin/python3 - "$junit" <<'PY'
 import sys, xml.etree.ElementTree as ET
@@ -89,6 +96,7 @@ if ! wait "$san_build"; then
     echo "sanitizer build failed"
     report sanitizer-build 0 1
 else
+    echo "sanitizer build: done ($(elapsed))"
     rm -rf "$san_logs"
     mkdir -p "$san_logs"
     export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:log_path=$san_logs/asan"

@@ -48,10 +48,55 @@ def wait_until(pred, timeout, what, interval=POLL):
         time.sleep(interval)
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Ports for servers the tests start come from a range below the kernel's
+# ephemeral range (32768-60999 on Linux), so a port picked here is never
+# taken meanwhile by some client's connect() (the 10,000-connection probe
+# uses up a third of the ephemeral range). Under pytest-xdist each worker
+# owns its own slice of the range, so two workers never pick the same port.
+_PORT_RANGE = (20000, 32000)
+_port_next = None
+
+
+def _port_slice():
+    lo, hi = _PORT_RANGE
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    size = (hi - lo) // max(count, 1)
+    return lo + index * size, lo + (index + 1) * size
+
+
+def _port_is_free(port, hosts, udp):
+    kinds = [socket.SOCK_STREAM] + ([socket.SOCK_DGRAM] if udp else [])
+    socks = []
+    try:
+        for host in hosts:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            for kind in kinds:
+                s = socket.socket(family, kind)
+                socks.append(s)
+                s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port(hosts=("127.0.0.1",), udp=False):
+    """A port of this worker's slice that TCP (and UDP when asked) can bind
+    on every address in hosts right now."""
+    global _port_next
+    lo, hi = _port_slice()
+    if _port_next is None or not lo <= _port_next < hi:
+        _port_next = lo
+    for _ in range(hi - lo):
+        port = _port_next
+        _port_next = lo + (_port_next + 1 - lo) % (hi - lo)
+        if _port_is_free(port, hosts, udp):
+            return port
+    raise RuntimeError(f"no free port in {lo}-{hi} on {hosts}")
 
 
 def port_is_bound(port):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RawSMTP, dot_stuff, make_message, wait_until
+from conftest import RawSMTP, dot_stuff, free_port, make_message, wait_until
 
 # --------------------------------------------------------------------------
 # DNS
@@ -140,10 +140,7 @@ class TestDNS:
         logger = DNSLogger(prefix=False, logf=lambda s: None)
         last = None
         for _ in range(50):
-            # an ephemeral port free for both UDP and TCP
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
+            port = free_port(udp=True)  # free for both UDP and TCP
             try:
                 udp = DNSServer(self, port=port, address="127.0.0.1", logger=logger)
             except OSError as e:
@@ -363,25 +360,7 @@ class RefusingServer:
 
 def pick_remote_port(hosts):
     """A TCP port that can be bound on every address in hosts."""
-    last = None
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((hosts[0], 0))
-            port = s.getsockname()[1]
-        socks = []
-        try:
-            for h in hosts:
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind((h, port))
-            return port
-        except OSError as e:
-            last = e
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no TCP port free on all of {hosts}: {last}")
+    return free_port(tuple(hosts))
 
 
 # Addresses used by the relay tests (one "remote host" each, all on REMOTE_PORT)
