@@ -43,12 +43,19 @@ bool entry::all_final() const noexcept
 std::string encode_envelope(const entry& e)
 {
     json rcpts = json::array();
-    for (const auto& r : e.recipients)
-        rcpts.push_back({{"address", r.address},
-                         {"state", state_name(r.state)},
-                         {"attempts", r.attempts},
-                         {"next_attempt", r.next_attempt},
-                         {"last_error", r.last_error}});
+    for (const auto& r : e.recipients) {
+        json jr = {{"address", r.address},
+                   {"state", state_name(r.state)},
+                   {"attempts", r.attempts},
+                   {"next_attempt", r.next_attempt},
+                   {"last_error", r.last_error}};
+        // DSN fields only when given: records stay as they were without them.
+        if (r.notify != 0)
+            jr["notify"] = r.notify;
+        if (!r.orcpt.empty())
+            jr["orcpt"] = r.orcpt;
+        rcpts.push_back(std::move(jr));
+    }
     json j = {{"version", envelope_version},
               {"id", e.id},
               {"sender", e.sender},
@@ -61,6 +68,12 @@ std::string encode_envelope(const entry& e)
               {"delay_warned", e.delay_warned},
               {"held", e.held},
               {"recipients", std::move(rcpts)}};
+    if (e.binary)
+        j["binarymime"] = true;
+    if (e.ret != 0)
+        j["ret"] = e.ret;
+    if (!e.envid.empty())
+        j["envid"] = e.envid;
     // Addresses may hold any octet a client sent (SMTPUTF8); replace rather
     // than throw on invalid UTF-8 — the parser admitted only valid UTF-8.
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -118,6 +131,12 @@ util::result<entry> decode_envelope(std::string_view text)
         e.delay_warned = boolean(j, "delay_warned");
     if (j.contains("held"))
         e.held = boolean(j, "held");
+    if (j.contains("binarymime"))
+        e.binary = boolean(j, "binarymime");
+    if (j.contains("ret"))
+        e.ret = static_cast<std::uint8_t>(uint(j, "ret", 2));
+    if (j.contains("envid"))
+        e.envid = str(j, "envid");
     auto rs = j.find("recipients");
     if (rs == j.end() || !rs->is_array() || rs->empty())
         return util::errc::corrupt;
@@ -131,6 +150,10 @@ util::result<entry> decode_envelope(std::string_view text)
         rc.attempts = static_cast<std::uint32_t>(uint(r, "attempts", UINT32_MAX));
         rc.next_attempt = static_cast<std::int64_t>(uint(r, "next_attempt", max_time));
         rc.last_error = str(r, "last_error");
+        if (r.contains("notify"))
+            rc.notify = static_cast<std::uint8_t>(uint(r, "notify", 15));
+        if (r.contains("orcpt"))
+            rc.orcpt = str(r, "orcpt");
         e.recipients.push_back(std::move(rc));
     }
     if (!ok)

@@ -85,7 +85,7 @@ struct fixture {
         m.meta.received_at = t0 - 10;
         m.meta.size = message.size();
         for (auto& r : rcpts)
-            m.meta.recipients.push_back({std::move(r), state, 0, 0, ""});
+            m.meta.recipients.push_back({std::move(r), state, 0, 0, "", 0, ""});
         m.parts = {std::string(message)};
         std::vector<queue::new_message> batch{std::move(m)};
         auto r = store.commit(batch);

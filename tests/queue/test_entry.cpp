@@ -36,9 +36,9 @@ entry full_entry()
     e.smtputf8 = true;
     e.eight_bit = true;
     e.recipients = {
-        {"alice@example.test", rcpt_state::pending, 0, 0, ""},
-        {"bob@example.test", rcpt_state::done, 2, 1700000900, "4.3.0 maildir: disk full"},
-        {"carol@example.test", rcpt_state::bounced, 1, 1700000300, "5.1.1 user unknown"},
+        {"alice@example.test", rcpt_state::pending, 0, 0, "", 0, ""},
+        {"bob@example.test", rcpt_state::done, 2, 1700000900, "4.3.0 maildir: disk full", 0, ""},
+        {"carol@example.test", rcpt_state::bounced, 1, 1700000300, "5.1.1 user unknown", 0, ""},
     };
     return e;
 }
@@ -86,7 +86,7 @@ TEST_CASE("an envelope decodes to exactly the entry that was encoded")
     {
         entry e;
         e.id = "fedcba9876543210";
-        e.recipients = {{"x@example.test", rcpt_state::pending, 0, 0, ""}};
+        e.recipients = {{"x@example.test", rcpt_state::pending, 0, 0, "", 0, ""}};
         auto d = decode_envelope(encode_envelope(e));
         REQUIRE(d);
         CHECK_FALSE(d->smtputf8);
@@ -108,6 +108,39 @@ TEST_CASE("an envelope decodes to exactly the entry that was encoded")
         CHECK(d->recipients[0].address == "jösé@exämple.test");
         CHECK(d->recipients[1].address == "ελληνικά@παράδειγμα.δοκιμή");
         CHECK(*d == e);
+    }
+    SUBCASE("BINARYMIME and the DSN parameters (RFC 3030, RFC 3461)")
+    {
+        auto e = full_entry();
+        e.binary = true;
+        e.ret = 2;
+        e.envid = "QQ314159";
+        e.recipients[0].notify = 1 | 4;
+        e.recipients[0].orcpt = "rfc822;Alice@Example.test";
+        e.recipients[2].notify = 8;
+        auto text = encode_envelope(e);
+        auto d = decode_envelope(text);
+        REQUIRE(d);
+        CHECK(d->binary);
+        CHECK(d->ret == 2);
+        CHECK(d->envid == "QQ314159");
+        CHECK(d->recipients[0].notify == 5);
+        CHECK(d->recipients[0].orcpt == "rfc822;Alice@Example.test");
+        CHECK(d->recipients[1].notify == 0);
+        CHECK(d->recipients[2].notify == 8);
+        CHECK(*d == e);
+    }
+    SUBCASE("a record without the optional fields (as written before them) decodes with their defaults")
+    {
+        auto j = json::parse(encode_envelope(full_entry()));
+        CHECK_FALSE(j.contains("binarymime"));
+        CHECK_FALSE(j.contains("ret"));
+        CHECK_FALSE(j.contains("envid"));
+        CHECK_FALSE(j["recipients"][0].contains("notify"));
+        CHECK_FALSE(j["recipients"][0].contains("orcpt"));
+        auto d = decode_envelope(j.dump());
+        REQUIRE(d);
+        CHECK(*d == full_entry());
     }
     SUBCASE("large numbers")
     {
@@ -241,6 +274,18 @@ TEST_CASE("an envelope with an out-of-range or non-integer number is corrupt")
     }
 }
 
+TEST_CASE("an envelope with a DSN field out of range or of the wrong type is corrupt")
+{
+    CHECK(decode_envelope(mutated([](json& j) { j["ret"] = 3; })).error() == err(errc::corrupt));
+    CHECK(decode_envelope(mutated([](json& j) { j["ret"] = "FULL"; })).error() == err(errc::corrupt));
+    CHECK(decode_envelope(mutated([](json& j) { j["envid"] = 7; })).error() == err(errc::corrupt));
+    CHECK(decode_envelope(mutated([](json& j) { j["binarymime"] = 1; })).error() == err(errc::corrupt));
+    CHECK(decode_envelope(mutated([](json& j) { j["recipients"][0]["notify"] = 16; })).error() ==
+          err(errc::corrupt));
+    CHECK(decode_envelope(mutated([](json& j) { j["recipients"][0]["orcpt"] = json::array(); })).error() ==
+          err(errc::corrupt));
+}
+
 TEST_CASE("an envelope with an unknown recipient state is corrupt")
 {
     for (std::string state : {"delivered", "PENDING", "", "deferred"}) {
@@ -288,12 +333,12 @@ TEST_CASE("text that is not a JSON object is corrupt")
 TEST_CASE("all_final is true only when no recipient is pending")
 {
     entry e;
-    e.recipients = {{"a@example.test", rcpt_state::done, 0, 0, ""},
-                    {"b@example.test", rcpt_state::bounced, 0, 0, ""}};
+    e.recipients = {{"a@example.test", rcpt_state::done, 0, 0, "", 0, ""},
+                    {"b@example.test", rcpt_state::bounced, 0, 0, "", 0, ""}};
     CHECK(e.all_final());
     SUBCASE("one pending recipient among final ones")
     {
-        e.recipients.push_back({"c@example.test", rcpt_state::pending, 3, 0, ""});
+        e.recipients.push_back({"c@example.test", rcpt_state::pending, 3, 0, "", 0, ""});
         CHECK_FALSE(e.all_final());
     }
     SUBCASE("only pending recipients")

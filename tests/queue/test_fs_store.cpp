@@ -38,8 +38,8 @@ new_message make_message(std::string id, std::vector<std::string> parts)
     m.meta.received_at = 1700000000;
     m.meta.client_ip = "192.0.2.7";
     m.meta.helo = "client.example.org";
-    m.meta.recipients = {{"alice@example.test", rcpt_state::pending, 0, 0, ""},
-                         {"bob@example.test", rcpt_state::pending, 0, 0, ""}};
+    m.meta.recipients = {{"alice@example.test", rcpt_state::pending, 0, 0, "", 0, ""},
+                         {"bob@example.test", rcpt_state::pending, 0, 0, "", 0, ""}};
     for (const auto& p : parts)
         m.meta.size += p.size();
     m.parts = std::move(parts);
@@ -251,7 +251,7 @@ TEST_CASE("fs_store update() is seen by a later load(), also after a restart")
         changed.recipients[1].attempts = 1;
         changed.recipients[1].next_attempt = 1700000300;
         changed.recipients[1].last_error = "4.4.0 no remote delivery agent configured";
-        changed.recipients.push_back({"carol@remote.test", rcpt_state::pending, 0, 0, ""});
+        changed.recipients.push_back({"carol@remote.test", rcpt_state::pending, 0, 0, "", 0, ""});
         REQUIRE(s.update(changed));
         auto e = s.load(id);
         REQUIRE(e);
@@ -380,7 +380,7 @@ TEST_CASE("fs_store refuses ids that are not 16 lower-case hex digits")
         CHECK(s.remove(id).error() == err(errc::syntax));
         entry e;
         e.id = id;
-        e.recipients = {{"alice@example.test", rcpt_state::pending, 0, 0, ""}};
+        e.recipients = {{"alice@example.test", rcpt_state::pending, 0, 0, "", 0, ""}};
         CHECK(s.update(e).error() == err(errc::syntax));
         std::vector<new_message> batch{make_message(id, {"x"})};
         auto r = s.commit(batch);

@@ -30,7 +30,7 @@ new_message message_of(unsigned n)
     new_message m;
     m.meta.id = postern::util::hex(n, 16);
     m.meta.sender = "sender@example.org";
-    m.meta.recipients = {{"alice@example.test", rcpt_state::pending, 0, 0, ""}};
+    m.meta.recipients = {{"alice@example.test", rcpt_state::pending, 0, 0, "", 0, ""}};
     m.parts = {"Subject: " + std::to_string(n) + "\r\n", "\r\nbody\r\n"};
     return m;
 }

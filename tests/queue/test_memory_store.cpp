@@ -20,7 +20,7 @@ new_message message_of(std::string id, std::vector<std::string> parts)
     m.meta.id = std::move(id);
     m.meta.sender = "sender@example.org";
     m.meta.received_at = 1700000000;
-    m.meta.recipients = {{"alice@example.test", rcpt_state::pending, 0, 0, ""}};
+    m.meta.recipients = {{"alice@example.test", rcpt_state::pending, 0, 0, "", 0, ""}};
     m.parts = std::move(parts);
     return m;
 }
@@ -57,7 +57,7 @@ TEST_CASE("memory_store update() is seen by load() and remove() takes the entry 
     REQUIRE(s.commit(batch)[0]);
     auto e = batch[0].meta;
     e.recipients[0].state = rcpt_state::done;
-    e.recipients.push_back({"bob@remote.test", rcpt_state::pending, 1, 1700000300, "4.4.0 later"});
+    e.recipients.push_back({"bob@remote.test", rcpt_state::pending, 1, 1700000300, "4.4.0 later", 0, ""});
     REQUIRE(s.update(e));
     auto loaded = s.load("0000000000000001");
     REQUIRE(loaded);

@@ -33,8 +33,14 @@ struct remote_job {
     std::vector<std::string> recipients;
     bool smtputf8 = false;
     bool eight_bit = false;
+    bool binary = false; // BODY=BINARYMIME: only a peer with CHUNKING and BINARYMIME takes it
     std::uint64_t size = 0;
     std::shared_ptr<const std::string> body; // dot-encoded, ends in ".\r\n"
+    // DSN (RFC 3461) parameters passed on to a peer that offers DSN: MAIL's
+    // ("RET=HDRS", "ENVID=<xtext>") and one string per recipient ("NOTIFY=…
+    // ORCPT=…", "" for none), as smtp::envelope_out takes them.
+    std::vector<std::string> mail_params;
+    std::vector<std::string> rcpt_params;
 };
 
 struct remote_outcome {

@@ -22,6 +22,10 @@ struct recipient {
     std::uint32_t attempts = 0;
     std::int64_t next_attempt = 0; // unix seconds; 0 = now
     std::string last_error;
+    // DSN (RFC 3461), optional in the record: NOTIFY as mail::notify bits
+    // (0 = not given) and ORCPT as "addr-type;address" (xtext decoded).
+    std::uint8_t notify = 0;
+    std::string orcpt;
 
     bool operator==(const recipient&) const = default;
 };
@@ -37,6 +41,11 @@ struct entry {
     bool eight_bit = false;
     bool delay_warned = false; // the one "delayed" DSN was sent (optional in the record)
     bool held = false;         // `postern queue hold`: not delivered until released (optional)
+    bool binary = false;       // BODY=BINARYMIME (RFC 3030): relayed only with BDAT (optional)
+    // DSN (RFC 3461), optional in the record: RET (0 unspecified, 1 FULL,
+    // 2 HDRS, as mail::dsn_ret) and ENVID (xtext decoded).
+    std::uint8_t ret = 0;
+    std::string envid;
     std::vector<recipient> recipients;
 
     bool operator==(const entry&) const = default;
