@@ -79,7 +79,7 @@ delivery::job job_for(std::vector<std::string> rcpts, std::string id = "01234567
     j.entry.sender = "sender@remote.test";
     j.entry.received_at = t0 - 10;
     for (auto& r : rcpts)
-        j.entry.recipients.push_back({std::move(r), rcpt_state::pending, 0, 0, ""});
+        j.entry.recipients.push_back({std::move(r), rcpt_state::pending, 0, 0, "", 0, ""});
     j.entry.recipients.shrink_to_fit();
     j.entry.size = message.size();
     j.message = std::string(message);
