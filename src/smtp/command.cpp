@@ -8,12 +8,13 @@ namespace postern::smtp {
 
 namespace {
 
-constexpr std::array<command_spec, 12> commands{{
+constexpr std::array<command_spec, 13> commands{{
     {verb::ehlo, "EHLO", arg_rule::required},
     {verb::helo, "HELO", arg_rule::required},
     {verb::mail, "MAIL", arg_rule::required},
     {verb::rcpt, "RCPT", arg_rule::required},
     {verb::data, "DATA", arg_rule::none},
+    {verb::bdat, "BDAT", arg_rule::required},     // RFC 3030 2: chunk-size [LAST]
     {verb::rset, "RSET", arg_rule::none},
     {verb::noop, "NOOP", arg_rule::optional}, // RFC 5321 4.1.1.9: a parameter may be given
     {verb::quit, "QUIT", arg_rule::none},

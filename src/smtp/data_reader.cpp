@@ -31,6 +31,11 @@ void data_reader::count_line(std::size_t n)
 
 std::size_t data_reader::consume(std::string_view in)
 {
+    if (framing_ == framing::binary) {
+        // RFC 3030 3: BINARYMIME content has no lines; only the size counts.
+        emit(in);
+        return in.size();
+    }
     std::size_t i = 0;
     const std::size_t n = in.size();
     while (i < n && state_ != state::done) {
@@ -58,7 +63,7 @@ std::size_t data_reader::consume(std::string_view in)
             break;
         }
         case state::bol:
-            if (c == '.') {
+            if (c == '.' && framing_ == framing::dot_stuffed) {
                 // RFC 5321 4.5.3.1.6: the limit does not count the dot
                 // duplicated for transparency.
                 state_ = state::dot;

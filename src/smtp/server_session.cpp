@@ -1,6 +1,8 @@
 #include "postern/smtp/server_session.hpp"
 
 #include <algorithm>
+#include <array>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -8,6 +10,7 @@
 #include "postern/smtp/reply.hpp"
 #include "postern/util/base64.hpp"
 #include "postern/util/strings.hpp"
+#include "postern/util/xtext.hpp"
 
 namespace postern::smtp {
 
@@ -44,6 +47,65 @@ bool strip_prefix(std::string_view& args, std::string_view prefix)
     return true;
 }
 
+// RFC 3461 4.4: ENVID is at most 100 characters; 4.2: ORCPT at most 500.
+constexpr std::size_t max_envid = 100;
+constexpr std::size_t max_orcpt = 500;
+
+// RFC 3461 4.1: NOTIFY = "NEVER" / 1#("SUCCESS" / "FAILURE" / "DELAY"),
+// each at most once, NEVER alone.
+std::optional<std::uint8_t> parse_notify(std::string_view v)
+{
+    struct keyword {
+        std::string_view name;
+        std::uint8_t bit;
+    };
+    static constexpr std::array<keyword, 4> keywords{{
+        {"NEVER", mail::notify::never},
+        {"SUCCESS", mail::notify::success},
+        {"FAILURE", mail::notify::failure},
+        {"DELAY", mail::notify::delay},
+    }};
+    std::uint8_t bits = 0;
+    for (auto word : util::split(v, ',')) {
+        std::uint8_t bit = 0;
+        for (const auto& k : keywords)
+            if (util::iequals(word, k.name))
+                bit = k.bit;
+        if (bit == 0 || (bits & bit) != 0)
+            return std::nullopt;
+        bits |= bit;
+    }
+    if ((bits & mail::notify::never) != 0 && bits != mail::notify::never)
+        return std::nullopt;
+    return bits;
+}
+
+// RFC 3461 4.2: ORCPT = addr-type ";" xtext, kept as "addr-type;decoded".
+// RFC 6533 3's "utf-8" type carries its own escaping (\x{..}) and may carry
+// raw UTF-8 under SMTPUTF8: it is kept as sent, for the DSN to show.
+std::optional<std::string> parse_orcpt(std::string_view v)
+{
+    auto semi = v.find(';');
+    if (semi == std::string_view::npos || semi == 0 || v.size() > max_orcpt)
+        return std::nullopt;
+    auto type = v.substr(0, semi);
+    for (char c : type)
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return std::nullopt;
+    auto value = v.substr(semi + 1);
+    if (value.empty())
+        return std::nullopt;
+    if (util::iequals(type, "utf-8"))
+        return std::string(v);
+    auto decoded = util::xtext_decode(value);
+    if (!decoded)
+        return std::nullopt;
+    for (unsigned char c : *decoded)
+        if (c < 32 || c == 127)
+            return std::nullopt; // a control character is no address (and no header injection)
+    return std::string(type) + ";" + *decoded;
+}
+
 bool same_address(const mail::address& a, const mail::address& b)
 {
     // Duplicates are folded case-insensitively, as Postfix's cleanup does.
@@ -74,7 +136,7 @@ void server_session::timeout()
 
 input_phase server_session::phase() const noexcept
 {
-    return state_ == state::data ? input_phase::data : input_phase::command;
+    return state_ == state::data || state_ == state::chunk ? input_phase::data : input_phase::command;
 }
 
 std::string_view server_session::protocol() const noexcept
@@ -194,6 +256,19 @@ event server_session::next()
             end_of_data();
             break;
         }
+        case state::chunk: {
+            std::string_view avail(in_);
+            avail.remove_prefix(in_pos_);
+            const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(avail.size(), chunk_left_));
+            if (chunk_reply_.code == 0)
+                data_.consume(avail.substr(0, take));
+            in_pos_ += take;
+            chunk_left_ -= take;
+            if (chunk_left_ > 0)
+                return event::need_input;
+            end_of_chunk();
+            break;
+        }
         case state::greeted:
         case state::ready:
         case state::mail:
@@ -262,6 +337,9 @@ void server_session::handle_line(std::string_view line)
     case verb::data:
         handle_data();
         return;
+    case verb::bdat:
+        handle_bdat(args);
+        return;
     case verb::rset:
         reset_transaction();
         reply(250, "2.0.0", "Ok");
@@ -278,7 +356,7 @@ void server_session::handle_line(std::string_view line)
         reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
         return;
     case verb::help:
-        reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+        reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
         return;
     case verb::starttls:
         handle_starttls();
@@ -310,6 +388,8 @@ void server_session::handle_ehlo(std::string_view args, bool extended)
         "PIPELINING",
         "SIZE " + std::to_string(cfg_.max_message_size),
         "8BITMIME",
+        "BINARYMIME",
+        "CHUNKING",
     };
     if (cfg_.starttls && !tls_active_)
         lines.emplace_back("STARTTLS");
@@ -317,6 +397,7 @@ void server_session::handle_ehlo(std::string_view args, bool extended)
     // no longer once authenticated (a second AUTH is a 503).
     if (auth_available() && !authenticated_)
         lines.emplace_back("AUTH PLAIN LOGIN");
+    lines.emplace_back("DSN");
     lines.emplace_back("ENHANCEDSTATUSCODES");
     lines.emplace_back("SMTPUTF8");
     append_multiline(out_, 250, lines);
@@ -538,8 +619,10 @@ void server_session::handle_mail(std::string_view args)
         error_reply(555, "5.5.4", "MAIL parameters need EHLO");
         return;
     }
-    bool smtputf8 = false, seen_size = false, seen_body = false;
+    bool smtputf8 = false, seen_size = false, seen_body = false, seen_envid = false;
     auto body = mail::body_type::seven_bit;
+    auto ret = mail::dsn_ret::unspecified;
+    std::string envid;
     std::uint64_t size = 0;
     for (const auto& p : *params) {
         if (util::iequals(p.keyword, "SIZE")) {
@@ -559,10 +642,33 @@ void server_session::handle_mail(std::string_view args)
             seen_body = true;
             if (util::iequals(p.value, "8BITMIME"))
                 body = mail::body_type::eight_bit_mime;
+            else if (util::iequals(p.value, "BINARYMIME"))
+                body = mail::body_type::binary_mime; // RFC 3030 3: the message must come by BDAT
             else if (!util::iequals(p.value, "7BIT")) {
-                error_reply(501, "5.5.4", "Syntax: BODY is 7BIT or 8BITMIME");
+                error_reply(501, "5.5.4", "Syntax: BODY is 7BIT, 8BITMIME or BINARYMIME");
                 return;
             }
+        } else if (util::iequals(p.keyword, "RET")) {
+            // RFC 3461 4.3: RET=FULL / RET=HDRS, once.
+            if (ret != mail::dsn_ret::unspecified || !p.has_value ||
+                !(util::iequals(p.value, "FULL") || util::iequals(p.value, "HDRS"))) {
+                error_reply(501, "5.5.4", "Syntax: bad RET parameter");
+                return;
+            }
+            ret = util::iequals(p.value, "FULL") ? mail::dsn_ret::full : mail::dsn_ret::headers;
+        } else if (util::iequals(p.keyword, "ENVID")) {
+            // RFC 3461 4.4: xtext, at most 100 characters, printable when decoded.
+            auto decoded = p.has_value && p.value.size() <= max_envid ? util::xtext_decode(p.value)
+                                                                      : util::result<std::string>(util::errc::syntax);
+            bool printable = decoded && std::all_of(decoded->begin(), decoded->end(), [](char c) {
+                return static_cast<unsigned char>(c) >= 32 && static_cast<unsigned char>(c) < 127;
+            });
+            if (seen_envid || !printable) {
+                error_reply(501, "5.5.4", "Syntax: bad ENVID parameter");
+                return;
+            }
+            seen_envid = true;
+            envid = std::move(*decoded);
         } else if (util::iequals(p.keyword, "SMTPUTF8")) {
             if (p.has_value || smtputf8) {
                 error_reply(501, "5.5.4", "Syntax: SMTPUTF8 takes no value");
@@ -593,6 +699,8 @@ void server_session::handle_mail(std::string_view args)
     env_.sender = std::move(parsed->value);
     env_.smtputf8 = smtputf8;
     env_.body = body;
+    env_.ret = ret;
+    env_.envid = std::move(envid);
     declared_size_ = size;
     if (authenticated_) {
         state_ = state::sender_wait;
@@ -639,8 +747,32 @@ void server_session::handle_rcpt(std::string_view args)
         error_reply(501, "5.5.4", "Syntax: bad RCPT parameters");
         return;
     }
-    if (!params->empty()) {
-        error_reply(555, "5.5.4", "Unsupported option: " + std::string(params->front().keyword));
+    mail::recipient_dsn dsn;
+    bool seen_notify = false;
+    for (const auto& p : *params) {
+        if (util::iequals(p.keyword, "NOTIFY")) {
+            auto bits = p.has_value ? parse_notify(p.value) : std::nullopt;
+            if (seen_notify || !bits) {
+                error_reply(501, "5.5.4", "Syntax: bad NOTIFY parameter");
+                return;
+            }
+            seen_notify = true;
+            dsn.notify = *bits;
+        } else if (util::iequals(p.keyword, "ORCPT")) {
+            auto orcpt = p.has_value ? parse_orcpt(p.value) : std::nullopt;
+            if (!dsn.orcpt.empty() || !orcpt) {
+                error_reply(501, "5.5.4", "Syntax: bad ORCPT parameter");
+                return;
+            }
+            dsn.orcpt = std::move(*orcpt);
+        } else {
+            error_reply(555, "5.5.4", "Unsupported option: " + std::string(p.keyword));
+            return;
+        }
+    }
+    if (bdat_used_) {
+        // RFC 3030 2: the recipients are fixed once the first chunk is in.
+        error_reply(503, "5.5.1", "Error: RCPT after BDAT");
         return;
     }
     rcpt_attempted_ = true;
@@ -650,6 +782,7 @@ void server_session::handle_rcpt(std::string_view args)
         return;
     }
     pending_rcpt_ = std::move(parsed->value.addr);
+    pending_rcpt_dsn_ = std::move(dsn);
     pending_rcpt_routed_ = !parsed->value.source_route.empty();
     state_ = state::rcpt_wait;
 }
@@ -665,8 +798,10 @@ void server_session::answer_rcpt(rcpt_verdict v)
         bool dup = false;
         for (const auto& r : env_.recipients)
             dup = dup || same_address(r, pending_rcpt_);
-        if (!dup)
+        if (!dup) {
             env_.recipients.push_back(std::move(pending_rcpt_));
+            env_.rcpt_dsn.push_back(std::move(pending_rcpt_dsn_));
+        }
         reply(250, "2.1.5", "Ok");
         break;
     }
@@ -681,6 +816,7 @@ void server_session::answer_rcpt(rcpt_verdict v)
         break;
     }
     pending_rcpt_ = {};
+    pending_rcpt_dsn_ = {};
 }
 
 void server_session::handle_data()
@@ -688,6 +824,16 @@ void server_session::handle_data()
     if (state_ != state::mail) {
         error_reply(503, "5.5.1", state_ == state::greeted ? "Error: send HELO/EHLO first"
                                                            : "Error: need MAIL command");
+        return;
+    }
+    if (bdat_used_) {
+        // RFC 3030 2: one transaction, one way of sending the message.
+        error_reply(503, "5.5.1", "Error: DATA after BDAT");
+        return;
+    }
+    if (env_.body == mail::body_type::binary_mime) {
+        // RFC 3030 3: BINARYMIME content cannot be dot-stuffed lines.
+        error_reply(503, "5.5.1", "Error: BODY=BINARYMIME requires BDAT");
         return;
     }
     if (env_.recipients.empty()) {
@@ -721,6 +867,96 @@ void server_session::end_of_data()
         state_ = state::commit_wait;
         return;
     }
+    refuse_message();
+}
+
+void server_session::handle_bdat(std::string_view args)
+{
+    // RFC 3030 2: bdat-cmd = "BDAT" SP chunk-size [SP end-marker]; chunk-size = 1*DIGIT.
+    const auto sp = args.find(' ');
+    const auto size_text = args.substr(0, sp);
+    const auto marker = sp == std::string_view::npos ? std::string_view{} : args.substr(sp + 1);
+    const bool digits = !size_text.empty() &&
+                        std::all_of(size_text.begin(), size_text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const auto size = digits ? util::parse_uint(size_text) : std::nullopt;
+    if (!size) {
+        // Without its size there is no telling where the chunk ends: reading
+        // on would run message content as commands (the BDAT form of SMTP
+        // smuggling). Postfix answers and reads on; we answer and hang up.
+        reply(501, "5.5.4", "Syntax: BDAT chunk-size [LAST]");
+        state_ = state::closing;
+        return;
+    }
+    chunk_size_ = *size;
+    chunk_left_ = *size;
+    chunk_last_ = util::iequals(marker, "LAST");
+    chunk_reply_ = {};
+    // Whatever the answer, the chunk's octets are read first, and it is
+    // given after them (RFC 3030 2, 4.2).
+    if (!marker.empty() && !chunk_last_)
+        chunk_reply_ = {501, "5.5.4", "Syntax: BDAT chunk-size [LAST]"};
+    else if (state_ == state::greeted)
+        chunk_reply_ = {503, "5.5.1", "Error: send HELO/EHLO first"};
+    else if (state_ != state::mail)
+        chunk_reply_ = {503, "5.5.1", "Error: need MAIL command"};
+    else if (env_.recipients.empty())
+        chunk_reply_ = rcpt_attempted_ ? held_reply{554, "5.5.1", "Error: no valid recipients"}
+                                       : held_reply{503, "5.5.1", "Error: need RCPT command"};
+    else if (bdat_failure_.code != 0)
+        chunk_reply_ = bdat_failure_;
+    else if (!bdat_used_ && storage_low_)
+        chunk_reply_ = {452, "4.3.1", "Error: insufficient system storage"};
+    if (chunk_reply_.code == 0 && !bdat_used_) {
+        bdat_used_ = true;
+        data_ = data_reader(cfg_.max_message_size,
+                            env_.body == mail::body_type::binary_mime ? framing::binary : framing::chunks);
+    }
+    chunk_return_ = state_;
+    state_ = state::chunk;
+}
+
+void server_session::end_of_chunk()
+{
+    state_ = chunk_return_;
+    if (chunk_reply_.code != 0) {
+        const auto r = chunk_reply_;
+        // Out of sequence (no MAIL, no RCPT yet): the answer is all. Any
+        // other refusal inside a transaction loses part of the message, so
+        // every later chunk gets the same answer and LAST ends the
+        // transaction (as Postfix does); RSET ends it too.
+        const bool sequence = r.code == 503;
+        if (state_ == state::mail && !sequence)
+            bdat_failure_ = r;
+        if (r.code >= 500)
+            error_reply(r.code, r.esc, r.text);
+        else
+            reply(r.code, r.esc, r.text);
+        if (chunk_last_ && state_ == state::mail && !sequence)
+            reset_transaction();
+        return;
+    }
+    if (data_.too_big()) {
+        // RFC 3030 4.2 and RFC 1870: 552 once the total passes the limit;
+        // the rest of the chunks are read and refused the same way.
+        bdat_failure_ = {552, "5.3.4", "Error: message file too big"};
+        error_reply(552, "5.3.4", "Error: message file too big");
+        if (chunk_last_ && state_ == state::mail)
+            reset_transaction();
+        return;
+    }
+    if (!chunk_last_) {
+        reply(250, "2.0.0", std::to_string(chunk_size_) + " octets received");
+        return;
+    }
+    if (data_.ok()) {
+        state_ = state::commit_wait;
+        return;
+    }
+    refuse_message();
+}
+
+void server_session::refuse_message()
+{
     state_ = state::mail; // so reset_transaction() returns to ready
     if (data_.too_big())
         error_reply(552, "5.3.4", "Error: message file too big");
@@ -757,6 +993,8 @@ void server_session::reset_transaction()
     rcpt_attempted_ = false;
     declared_size_ = 0;
     data_ = data_reader(0);
+    bdat_used_ = false;
+    bdat_failure_ = {};
     if (state_ == state::mail)
         state_ = state::ready;
 }

@@ -77,7 +77,7 @@ TEST_CASE("unknown verbs and verbs glued to their arguments are not commands")
 {
     const std::string_view lines[] = {
         "", " ", "X", "EHL", "EHLOO", "MAILFROM:<a@x.test>", "STARTTLSX", "AUTHPLAIN",
-        "BDAT 10", "TURN", " EHLO x", "EHLO\tx", "E HLO", "HELO\r", "QUIT\n",
+        "BDATX 10", "TURN", " EHLO x", "EHLO\tx", "E HLO", "HELO\r", "QUIT\n",
     };
     for (auto l : lines) {
         CAPTURE(l);

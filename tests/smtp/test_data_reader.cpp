@@ -331,4 +331,66 @@ TEST_CASE("a message of exactly the size limit is kept and one octet more is too
     }
 }
 
+TEST_CASE("BDAT text chunks keep dots and CRLF.CRLF as content but still flag bare CR, bare LF and long lines")
+{
+    auto read = [](std::string_view in, std::vector<std::size_t> cuts, framing f) {
+        data_reader r(1 << 20, f);
+        std::size_t prev = 0;
+        cuts.push_back(in.size());
+        for (auto c : cuts) {
+            CHECK(r.consume(in.substr(prev, c - prev)) == c - prev); // every byte is used
+            prev = c;
+        }
+        CHECK_FALSE(r.done());
+        return r;
+    };
+    SUBCASE("no unstuffing and no end marker")
+    {
+        auto r = read("Subject: x\r\n\r\n..two\r\n.\r\nafter\r\n", {}, framing::chunks);
+        CHECK(r.ok());
+        CHECK(r.body() == "Subject: x\r\n\r\n..two\r\n.\r\nafter\r\n");
+    }
+    SUBCASE("a CRLF split across two chunks is one line end")
+    {
+        auto r = read("line one\r\nline two\r\n", {9}, framing::chunks);
+        CHECK(r.ok());
+        CHECK_FALSE(r.bare_cr());
+    }
+    SUBCASE("bare LF and bare CR are flagged, as in DATA")
+    {
+        CHECK(read("a\nb\r\n", {}, framing::chunks).bare_lf());
+        CHECK(read("a\rb\r\n", {}, framing::chunks).bare_cr());
+        CHECK(read("a\r\n.\n", {}, framing::chunks).bare_lf());
+    }
+    SUBCASE("a line over 998 octets is flagged")
+    {
+        CHECK(read(std::string(998, 'x') + "\r\n", {500}, framing::chunks).ok());
+        CHECK(read(std::string(999, 'x') + "\r\n", {500}, framing::chunks).line_too_long());
+    }
+    SUBCASE("binary content: any octets, no line rules")
+    {
+        std::string bin("\0\r\n\n\r.\r\n.\r\n", 11);
+        bin += std::string(5000, '\xff');
+        auto r = read(bin, {1, 6, 3000}, framing::binary);
+        CHECK(r.ok());
+        CHECK(r.body() == bin);
+        CHECK(r.size() == bin.size());
+    }
+}
+
+TEST_CASE("BDAT chunks past the size limit are counted but not kept")
+{
+    for (auto f : {framing::chunks, framing::binary}) {
+        data_reader r(10, f);
+        CHECK(r.consume("0123456789") == 10);
+        CHECK(r.ok());
+        CHECK(r.consume("a") == 1);
+        CHECK(r.too_big());
+        CHECK(r.body().empty());
+        CHECK(r.consume(std::string(100000, 'b')) == 100000);
+        CHECK(r.body().empty());
+        CHECK(r.size() == 100011);
+    }
+}
+
 } // TEST_SUITE

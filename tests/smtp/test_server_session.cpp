@@ -102,7 +102,10 @@ namespace {
 //   @commit ok <ID> | enospc | fail
 //                             answers the outstanding commit
 //   @envelope <from> [<to>...]   at a commit: sender path and recipients
-//   @smtputf8 0|1, @bodytype 7bit|8bitmime, @protocol SMTP|ESMTP|UTF8SMTP,
+//   @smtputf8 0|1, @bodytype 7bit|8bitmime|binarymime, @protocol SMTP|ESMTP|UTF8SMTP,
+//   @dsn <unspecified|full|hdrs> [envid]   RET and ENVID (decoded)
+//   @notify <n> <never|success,failure,delay|-> [orcpt]
+//                             the n-th recipient's (from 1) NOTIFY and ORCPT
 //   @body <C-escaped>         more checks at a commit
 //   @tlsinfo <description>    at a commit: tls_description() (empty: none)
 //   @starttls                 the session must be at event start_tls (the
@@ -311,7 +314,7 @@ private:
         if (head == "@commit")
             return do_commit(rest);
         if (head == "@envelope" || head == "@smtputf8" || head == "@bodytype" || head == "@protocol" ||
-            head == "@body" || head == "@tlsinfo")
+            head == "@body" || head == "@tlsinfo" || head == "@dsn" || head == "@notify")
             return check_commit(head, rest);
         if (head == "@starttls") {
             if (last_ != event::start_tls)
@@ -546,7 +549,9 @@ private:
             if (env.smtputf8 != (rest == "1"))
                 fail("envelope smtputf8 is " + std::to_string(env.smtputf8) + ", expected " + std::string(rest));
         } else if (head == "@bodytype") {
-            auto got = env.body == mail::body_type::eight_bit_mime ? "8bitmime" : "7bit";
+            auto got = env.body == mail::body_type::eight_bit_mime ? "8bitmime"
+                       : env.body == mail::body_type::binary_mime  ? "binarymime"
+                                                                   : "7bit";
             if (got != rest)
                 fail("body type is "s + got + ", expected " + std::string(rest));
         } else if (head == "@protocol") {
@@ -558,6 +563,39 @@ private:
                 return fatal("bad escape in @body");
             if (session_->body() != want)
                 fail("body differs: got \"" + session_->body() + "\"");
+        } else if (head == "@dsn") {
+            auto w = words(rest);
+            const char* ret = env.ret == mail::dsn_ret::full      ? "full"
+                              : env.ret == mail::dsn_ret::headers ? "hdrs"
+                                                                  : "unspecified";
+            if (w.empty() || w[0] != ret)
+                fail("RET is "s + ret + ", expected " + std::string(rest));
+            std::string envid = w.size() > 1 ? w[1] : std::string();
+            if (env.envid != envid)
+                fail("ENVID is \"" + env.envid + "\", expected \"" + envid + "\"");
+        } else if (head == "@notify") {
+            auto w = words(rest);
+            if (w.size() < 2)
+                return fatal("@notify needs an index and the NOTIFY bits");
+            const auto n = std::stoul(w[0]);
+            if (env.rcpt_dsn.size() != env.recipients.size())
+                fail("rcpt_dsn has " + std::to_string(env.rcpt_dsn.size()) + " entries for " +
+                     std::to_string(env.recipients.size()) + " recipients");
+            if (n == 0 || n > env.rcpt_dsn.size())
+                return fatal("@notify: no recipient " + w[0]);
+            const auto& d = env.rcpt_dsn[n - 1];
+            std::string bits;
+            for (auto [bit, name] : {std::pair{mail::notify::never, "never"}, {mail::notify::success, "success"},
+                                     {mail::notify::failure, "failure"}, {mail::notify::delay, "delay"}})
+                if ((d.notify & bit) != 0)
+                    bits += (bits.empty() ? "" : ",") + std::string(name);
+            if (bits.empty())
+                bits = "-";
+            if (bits != w[1])
+                fail("recipient " + w[0] + " NOTIFY is " + bits + ", expected " + w[1]);
+            std::string orcpt = w.size() > 2 ? w[2] : std::string();
+            if (d.orcpt != orcpt)
+                fail("recipient " + w[0] + " ORCPT is \"" + d.orcpt + "\", expected \"" + orcpt + "\"");
         } else if (head == "@tlsinfo") {
             if (session_->tls_description() != rest)
                 fail("tls_description() is \"" + std::string(session_->tls_description()) + "\", expected \"" +
@@ -689,7 +727,7 @@ std::size_t count(std::string_view hay, std::string_view needle)
     return n;
 }
 
-constexpr std::string_view ehlo_reply = "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250-8BITMIME\r\n"
+constexpr std::string_view ehlo_reply = "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250-8BITMIME\r\n250-BINARYMIME\r\n250-CHUNKING\r\n250-DSN\r\n"
                                         "250-ENHANCEDSTATUSCODES\r\n250 SMTPUTF8\r\n";
 
 } // namespace
@@ -934,7 +972,7 @@ TEST_CASE("feeding a whole session a byte at a time gives the same replies as on
     CHECK(bytes.sent == whole.sent);
     CHECK(bytes.bodies == whole.bodies);
     CHECK(whole.bodies == std::vector<std::string>{"Subject: s\r\n\r\n.x\r\n"});
-    CHECK(count(whole.sent, "\r\n") == 19); // greeting, 6 for EHLO, 12 more
+    CHECK(count(whole.sent, "\r\n") == 22); // greeting, 9 for EHLO, 12 more
     CHECK(whole.sent.ends_with("354 End data with <CR><LF>.<CR><LF>\r\n"
                                "554 5.6.0 Error: message contains bare CR or LF, refused\r\n"
                                "250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n"));

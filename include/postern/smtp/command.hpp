@@ -12,7 +12,7 @@
 
 namespace postern::smtp {
 
-enum class verb { ehlo, helo, mail, rcpt, data, rset, noop, quit, vrfy, help, starttls, auth };
+enum class verb { ehlo, helo, mail, rcpt, data, bdat, rset, noop, quit, vrfy, help, starttls, auth };
 
 enum class arg_rule { none, optional, required };
 

@@ -1,5 +1,9 @@
 // smtp/data_reader.hpp — the DATA codec (RFC 5321 4.5.2 transparency, 4.1.1.4).
-// Consumes the bytes after "354" and yields the unstuffed message.
+// Consumes the bytes after "354" and yields the unstuffed message. The same
+// reader takes the chunks of BDAT (RFC 3030), where the session counts the
+// octets: framing::chunks applies the line rules below without dot
+// unstuffing or an end marker; framing::binary (BODY=BINARYMIME) takes any
+// octets and checks only the size.
 //
 // Invariants (DESIGN promise 4):
 //  - the end of data is <CRLF>.<CRLF> and nothing else; bare LF and bare CR
@@ -19,12 +23,18 @@
 
 namespace postern::smtp {
 
+// How the message arrives: DATA (dot-stuffed, ends at CRLF.CRLF) or BDAT
+// chunks of text (7BIT / 8BITMIME) or of binary content.
+enum class framing { dot_stuffed, chunks, binary };
+
 class data_reader {
 public:
-    explicit data_reader(std::uint64_t max_size) : max_size_(max_size) {}
+    explicit data_reader(std::uint64_t max_size, framing f = framing::dot_stuffed)
+        : max_size_(max_size), framing_(f) {}
 
     // Consumes from in; returns the number of bytes used. When done() turns
     // true the final "." CRLF has been consumed and bytes after it were not.
+    // With chunks and binary framing every byte is used and done() stays false.
     std::size_t consume(std::string_view in);
 
     bool done() const noexcept { return state_ == state::done; }
@@ -45,6 +55,7 @@ private:
     void count_line(std::size_t n);
 
     std::uint64_t max_size_;
+    framing framing_;
     std::uint64_t size_ = 0;
     std::size_t line_len_ = 0;
     state state_ = state::bol;
