@@ -9,7 +9,7 @@ build_packages=(meson ninja-build g++ pkg-config cmake libasio-dev libssl-dev li
 # python3-pytest-xdist: the integration suite runs on several workers (its
 # tests mostly wait on sockets and timers).
 test_packages=(swaks openssl curl python3 python3-pytest python3-pytest-xdist python3-aiosmtpd
-               python3-dnslib postfix clang libclang-rt-14-dev)
+               python3-dnslib postfix dovecot-core dovecot-lmtpd clang libclang-rt-14-dev)
 
 ensure_packages() {
     local missing=() p

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -28,6 +29,7 @@
 
 #include "postern/auth/password.hpp"
 #include "postern/mail/address.hpp"
+#include "postern/mail/extension.hpp"
 #include "postern/util/strings.hpp"
 
 namespace postern::config {
@@ -968,6 +970,148 @@ ordered_json write_users(const settings& in)
     return out;
 }
 
+// ---- recipient_delimiter, alias loops ----
+
+constexpr std::string_view delimiter_expected =
+    "a string of delimiter characters (printable ASCII other than @ % ! and space; \"\" turns "
+    "plus-addressing off)";
+
+void read_recipient_delimiter(const json& value, const locus& at, settings& out)
+{
+    const auto& s = read_string(value, at, delimiter_expected);
+    // '@' would split the address itself, '%' and '!' are routing
+    // characters the server refuses before any lookup (DESIGN promise 5),
+    // and whitespace, controls or 8-bit octets cannot be typed in a local part
+    // reliably (a UTF-8 character is several octets, each a "delimiter").
+    const bool bad = std::any_of(s.begin(), s.end(), [](char c) {
+        const auto octet = static_cast<unsigned char>(c);
+        return octet <= 0x20 || octet >= 0x7f || c == '@' || c == '%' || c == '!';
+    });
+    if (bad)
+        at.fail(delimiter_expected, value);
+    std::set<char> seen(s.begin(), s.end());
+    if (seen.size() != s.size())
+        at.fail("each delimiter character at most once", value);
+    out.recipient_delimiter = s;
+}
+
+ordered_json write_recipient_delimiter(const settings& in)
+{
+    return in.recipient_delimiter;
+}
+
+// Alias keys and users as route::table compares them: the unquoted local
+// part and the domain, both lower-case.
+std::string lookup_key(const mail::address& a)
+{
+    return util::to_lower(a.local_part) + "@" + util::to_lower(a.domain);
+}
+
+// Follows the alias graph as route::table expands it, to find a loop at load
+// instead of cutting it at every delivery. Edges: a target that is itself an
+// alias; else, unless it is a user (or postmaster), the alias its local part
+// names without its extension (alice+x → alice, with recipient_delimiter).
+// An alias that names exactly itself means "and deliver to my mailbox" and is
+// no loop.
+class alias_graph {
+public:
+    explicit alias_graph(const settings& s) : delimiters_(s.recipient_delimiter)
+    {
+        for (const auto& u : s.users)
+            if (auto a = mail::parse_address(u.address))
+                users_.insert(lookup_key(*a));
+        for (const auto& [name, targets] : s.aliases)
+            if (auto a = mail::parse_address(name))
+                edges_[lookup_key(*a)] = {name, targets};
+    }
+
+    // The first loop found (aliases in order), as its stored alias names from
+    // the alias it starts at back to it; empty when there is none.
+    std::vector<std::string> find_loop()
+    {
+        for (const auto& entry : edges_)
+            if (auto loop = visit(entry.first); !loop.empty())
+                return loop;
+        return {};
+    }
+
+private:
+    enum class mark { unseen, on_path, done };
+
+    struct node {
+        std::string name; // as stored in settings::aliases
+        std::vector<std::string> targets;
+        mark m = mark::unseen;
+    };
+
+    // The alias key the target reaches, or "" for none.
+    std::string reached(const std::string& target) const
+    {
+        auto a = mail::parse_address(target);
+        if (!a)
+            return {};
+        auto full = lookup_key(*a);
+        if (edges_.count(full))
+            return full;
+        if (users_.count(full) || util::iequals(a->local_part, "postmaster"))
+            return {};
+        auto split = mail::split_extension(a->local_part, delimiters_);
+        if (!split)
+            return {};
+        auto base = util::to_lower(split->base) + "@" + util::to_lower(a->domain);
+        return edges_.count(base) ? base : std::string();
+    }
+
+    std::vector<std::string> visit(const std::string& k)
+    {
+        auto& n = edges_.at(k);
+        if (n.m == mark::done)
+            return {};
+        n.m = mark::on_path;
+        path_.push_back(k);
+        for (const auto& t : n.targets) {
+            auto next = reached(t);
+            if (next.empty())
+                continue;
+            auto a = mail::parse_address(t);
+            if (next == k && a && lookup_key(*a) == k)
+                continue; // names itself exactly: its own mailbox too
+            if (edges_.at(next).m == mark::on_path) {
+                std::vector<std::string> loop;
+                auto from = std::find(path_.begin(), path_.end(), next);
+                for (auto it = from; it != path_.end(); ++it)
+                    loop.push_back(edges_.at(*it).name);
+                loop.push_back(edges_.at(next).name);
+                return loop;
+            }
+            if (auto loop = visit(next); !loop.empty())
+                return loop;
+        }
+        path_.pop_back();
+        n.m = mark::done;
+        return {};
+    }
+
+    std::string delimiters_;
+    std::set<std::string> users_;
+    std::map<std::string, node> edges_; // lookup_key → alias
+    std::vector<std::string> path_;     // the aliases being expanded, outermost first
+};
+
+// A loop would make every message to its aliases reach nobody on that path
+// (sendmail and Postfix cut it at delivery, route::table too); as a
+// configuration error it is found before the first message.
+void check_alias_loops(const locus& at, const settings& s)
+{
+    auto loop = alias_graph(s).find_loop();
+    if (loop.empty())
+        return;
+    std::string cycle;
+    for (const auto& name : loop)
+        cycle += (cycle.empty() ? "" : " -> ") + name;
+    at.member(loop.front()).fail_text("aliases that do not loop back to themselves", "the loop " + cycle);
+}
+
 void read_aliases(const json& value, const locus& at, settings& out)
 {
     if (!value.is_object())
@@ -995,6 +1139,7 @@ void read_aliases(const json& value, const locus& at, settings& out)
         }
         out.aliases.emplace(std::move(name), std::move(list));
     }
+    check_alias_loops(at, out);
 }
 
 ordered_json write_aliases(const settings& in)
@@ -1139,6 +1284,101 @@ ordered_json write_relay(const settings& in)
     return write_object(in.relay, relay_keys);
 }
 
+// ---- delivery (LMTP, RFC 2033) ----
+
+// sun_path holds 108 octets with its NUL (unix(7)); a longer path could
+// never connect, so it is refused here rather than deferred forever.
+constexpr std::size_t max_socket_path = 107;
+constexpr std::string_view lmtp_expected =
+    "\"unix:/PATH\" (an absolute socket path of at most 107 octets) or HOST:PORT with a domain name or an IP "
+    "literal (IPv6 in brackets) and a port from 1 to 65535, or null";
+
+void read_lmtp(const json& value, const locus& at, delivery_settings& out)
+{
+    out.lmtp.clear();
+    out.lmtp_socket.clear();
+    out.lmtp_host.clear();
+    out.lmtp_port = 0;
+    if (value.is_null())
+        return;
+    const auto& spec = read_string(value, at, lmtp_expected);
+    if (spec.starts_with("unix:")) {
+        const auto path = spec.substr(5);
+        if (!path.starts_with('/') || path.size() > max_socket_path || path.find('\0') != std::string::npos)
+            at.fail(lmtp_expected, value);
+        out.lmtp_socket = path;
+    } else {
+        auto parsed = parse_endpoint(spec, host_rule::ip_or_domain, port_rule::required);
+        if (!parsed)
+            at.fail(lmtp_expected, value);
+        out.lmtp_host = std::move(parsed->host);
+        out.lmtp_port = *parsed->port;
+    }
+    out.lmtp = spec;
+}
+
+ordered_json write_lmtp(const delivery_settings& in)
+{
+    return nullable(in.lmtp);
+}
+
+constexpr std::string_view lmtp_domains_expected = "a non-empty array of local domains, or null (every local domain)";
+
+// The names only; read_delivery() checks that each is a local domain.
+void read_lmtp_domains(const json& value, const locus& at, delivery_settings& out)
+{
+    out.domains.clear();
+    if (value.is_null())
+        return;
+    const auto& items = read_array(value, at, lmtp_domains_expected);
+    if (items.empty())
+        at.fail(lmtp_domains_expected, value);
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        auto domain = util::to_lower(read_domain(items[i], at.element(i)));
+        insert_unique(seen, domain, at.element(i), "a domain not already listed", items[i]);
+        out.domains.push_back(std::move(domain));
+    }
+}
+
+// Written as the effective list, so check-config shows which domains go to
+// LMTP; null without LMTP.
+ordered_json write_lmtp_domains(const delivery_settings& in)
+{
+    return in.lmtp.empty() ? ordered_json(nullptr) : ordered_json(in.domains);
+}
+
+constexpr std::array<key_spec<delivery_settings>, 2> delivery_keys{{
+    {"lmtp", &read_lmtp, &write_lmtp, nullptr},                  // default: Maildir
+    {"domains", &read_lmtp_domains, &write_lmtp_domains, nullptr}, // default: every local domain
+}};
+
+void read_delivery(const json& value, const locus& at, settings& out)
+{
+    read_object(value, at, delivery_keys, out.delivery);
+    auto& d = out.delivery;
+    if (d.lmtp.empty()) {
+        // Domains for an LMTP server that is not configured would be silently unused.
+        if (!d.domains.empty())
+            at.member("domains").fail("null, as delivery.lmtp is not set", value.at("domains"));
+        return;
+    }
+    if (d.domains.empty()) {
+        d.domains = out.local_domains;
+        return;
+    }
+    for (std::size_t i = 0; i < d.domains.size(); ++i) {
+        if (std::find(out.local_domains.begin(), out.local_domains.end(), d.domains[i]) == out.local_domains.end())
+            at.member("domains").element(i).fail("a local domain (" + join(out.local_domains) + ")",
+                value.at("domains").at(i));
+    }
+}
+
+ordered_json write_delivery(const settings& in)
+{
+    return write_object(in.delivery, delivery_keys);
+}
+
 void read_tls(const json& value, const locus& at, settings& out)
 {
     read_object(value, at, tls_keys, out.tls);
@@ -1178,20 +1418,22 @@ ordered_json write_log_level(const settings& in)
 }
 
 // Order matters: a key is read after the keys it depends on.
-constexpr std::array<key_spec<settings>, 16> top_keys{{
+constexpr std::array<key_spec<settings>, 18> top_keys{{
     {"hostname", &read_hostname, &write_hostname, &default_hostname},
     {"spool_dir", &read_spool_dir, &write_spool_dir, nullptr},
     {"mail_root", &read_mail_root, &write_mail_root, nullptr},
     {"listeners", &read_listeners, &write_listeners, nullptr},
     {"local_domains", &read_local_domains, &write_local_domains, &default_local_domains},
     {"users", &read_users, &write_users, nullptr},
-    {"aliases", &read_aliases, &write_aliases, nullptr},
+    {"recipient_delimiter", &read_recipient_delimiter, &write_recipient_delimiter, nullptr}, // default: "+"
+    {"aliases", &read_aliases, &write_aliases, nullptr}, // after users and recipient_delimiter: loops
     {"relay_networks", &read_relay_networks, &write_relay_networks, nullptr},
     {"limits", &read_limits, &write_limits, nullptr},
     {"dns", &read_dns, &write_dns, nullptr},
     {"queue", &read_queue, &write_queue, nullptr},
     {"remote", &read_remote, &write_remote, nullptr},
     {"relay", &read_relay, &write_relay, nullptr},
+    {"delivery", &read_delivery, &write_delivery, nullptr}, // after local_domains
     {"tls", &read_tls, &write_tls, nullptr},   // default: self-signed
     {"auth", &read_auth, &write_auth, nullptr},
     {"log_level", &read_log_level, &write_log_level, nullptr},
@@ -1298,7 +1540,9 @@ constexpr std::string_view embedded_text = R"({
   // Loopback and an unprivileged port: runs without root, reachable by no one else.
   "listeners": [ { "address": "127.0.0.1:2525", "mode": "smtp" } ],
   // Local clients may relay, as Postfix's mynetworks_style = host.
-  "relay_networks": ["127.0.0.0/8", "::1/128"]
+  "relay_networks": ["127.0.0.0/8", "::1/128"],
+  // Plus-addressing: alice+tag@ reaches alice@ (the default, written out).
+  "recipient_delimiter": "+"
 })";
 
 struct file_closer {

@@ -20,6 +20,7 @@
 
 #include "postern/auth/password.hpp"
 #include "postern/config/config.hpp"
+#include "postern/daemon/route_explain.hpp"
 #include "postern/daemon/serve.hpp"
 #include "postern/server/control_server.hpp"
 #include "postern/util/id.hpp"
@@ -52,6 +53,12 @@ const char* usage_text =
     "                                 and talk to the running server through\n"
     "                                 <spool_dir>/control.sock; --json prints the\n"
     "                                 server's JSON reply for scripts)\n"
+    "  route explain ADDRESS [--config FILE]\n"
+    "                                 how a recipient would be handled, step by\n"
+    "                                 step (plus tag, aliases, Maildir or the MX\n"
+    "                                 hosts resolved now), without sending; exit 0\n"
+    "                                 accepted, 1 refused, 2 configuration error,\n"
+    "                                 64 not an address\n"
     "  hash-password                  read one password line from standard input\n"
     "                                 and print its $pbkdf2-sha256$ hash\n"
     "  help                           this text\n"
@@ -407,6 +414,42 @@ int queue_main(std::span<const std::string_view> args)
     return exit_ok;
 }
 
+// ---- postern route explain
+
+// sysexits.h EX_USAGE: route explain's callers are scripts asking about an
+// address, so a malformed address or command line is told apart from a
+// configuration error (2) and a refused address (1).
+constexpr int exit_route_usage = 64;
+
+const char* route_usage_text = "usage: postern route explain ADDRESS [--config FILE]\n";
+
+int route_main(std::span<const std::string_view> args)
+{
+    options o;
+    std::vector<std::string_view> positional;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        auto a = args[i];
+        if (a == "--config" && i + 1 < args.size()) {
+            o.config = std::string(args[++i]);
+        } else if (a.substr(0, 9) == "--config=") {
+            o.config = std::string(a.substr(9));
+        } else if (a.size() > 1 && a[0] == '-') {
+            std::cerr << "postern: unknown option '" << a << "'\n" << route_usage_text;
+            return exit_route_usage;
+        } else {
+            positional.push_back(a);
+        }
+    }
+    if (positional.size() != 2 || positional[0] != "explain") {
+        std::cerr << route_usage_text;
+        return exit_route_usage;
+    }
+    auto s = load(o);
+    if (!s)
+        return exit_usage;
+    return route_explain(*s, positional[1]);
+}
+
 // ---- postern hash-password
 
 // Turns terminal echo off for its lifetime (when stdin is a terminal).
@@ -488,6 +531,8 @@ int main(std::span<const std::string_view> args)
         return queue_main(rest);
     if (cmd == "hash-password")
         return hash_password_main(rest);
+    if (cmd == "route")
+        return route_main(rest);
     if (cmd == "serve" || cmd == "check-config") {
         options o;
         if (!parse_options(rest, o))

@@ -6,10 +6,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <system_error>
 
 #include "postern/delivery/direct_store.hpp"
+#include "postern/delivery/lmtp_agent.hpp"
 #include "postern/delivery/local_agent.hpp"
 #include "postern/delivery/remote_agent.hpp"
 #include "postern/dns/ares_resolver.hpp"
@@ -99,21 +101,27 @@ int serve(const config::settings& s)
 
         asio::io_context io(1);
         dns::ares_resolver resolver(io, s.dns.servers, std::chrono::seconds(5), 2, clock);
-        delivery::local_agent agent(s.mail_root, s.hostname, routes, retry);
+        // Local domains delivered over LMTP (RFC 2033) rather than into Maildirs.
+        const std::set<std::string> lmtp_domains(s.delivery.domains.begin(), s.delivery.domains.end());
+        delivery::local_agent agent(s.mail_root, s.hostname, routes, retry, lmtp_domains);
         delivery::runner* runner_ptr = nullptr;
         delivery::remote_agent remote(io, resolver, s, [&runner_ptr](delivery::remote_outcome o) {
             runner_ptr->remote_done(std::move(o));
         });
+        std::optional<delivery::lmtp_agent> lmtp;
+        if (!s.delivery.lmtp.empty())
+            lmtp.emplace(io, s, [&runner_ptr](delivery::remote_outcome o) { runner_ptr->remote_done(std::move(o)); });
         delivery::runner_options ropt;
         ropt.retry = retry;
         ropt.delay_warning = s.queue.delay_warning;
         ropt.hostname = s.hostname;
         ropt.remote = &remote;
+        ropt.lmtp = lmtp ? &*lmtp : nullptr;
         delivery::runner runner(store, agent, clock, ropt);
         runner_ptr = &runner;
         // Local mail is delivered as the commit itself (delivery::direct_store);
         // the committer thread has its own agent (an agent is single-threaded).
-        delivery::local_agent direct_agent(s.mail_root, s.hostname, routes, retry);
+        delivery::local_agent direct_agent(s.mail_root, s.hostname, routes, retry, lmtp_domains);
         delivery::direct_store direct(store, direct_agent, routes, clock);
         queue::group_committer committer(direct, [&runner](std::vector<std::string> ids) {
             runner.notify(std::move(ids));
@@ -158,6 +166,8 @@ int serve(const config::settings& s)
             hup.cancel();
             control.stop();
             remote.stop();
+            if (lmtp)
+                lmtp->stop();
             io.stop();
         });
 

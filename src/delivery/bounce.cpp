@@ -36,18 +36,6 @@ constexpr std::array<kind_text, 3> kind_texts{{
     {"Successful Mail Delivery Report", "Delivered Message Headers", "Delivered Message"},
 }};
 
-std::string_view action_name(dsn_action a)
-{
-    switch (a) {
-    case dsn_action::failed: return "failed";
-    case dsn_action::delayed: return "delayed";
-    case dsn_action::delivered: return "delivered";
-    case dsn_action::relayed: return "relayed";
-    case dsn_action::expanded: return "expanded";
-    }
-    return "failed";
-}
-
 // What the human-readable part says about one recipient.
 std::string_view action_phrase(dsn_action a)
 {
@@ -579,6 +567,19 @@ std::string status_part(const bounce_input& in, std::string_view host)
 }
 
 } // namespace
+
+std::string_view action_name(dsn_action a)
+{
+    switch (a) {
+    case dsn_action::failed: return "failed";
+    case dsn_action::delayed: return "delayed";
+    case dsn_action::delivered: return "delivered";
+    case dsn_action::relayed: return "relayed";
+    case dsn_action::expanded: return "expanded";
+    }
+    return "failed";
+}
+
 
 bool dsn_is_eight_bit(std::string_view report) noexcept
 {

@@ -1,5 +1,7 @@
 #include "postern/delivery/direct_store.hpp"
 
+#include "postern/mail/envelope.hpp"
+
 namespace postern::delivery {
 
 direct_store::direct_store(queue::store& spool, local_agent& agent, const route::table& routes,
@@ -11,12 +13,19 @@ direct_store::direct_store(queue::store& spool, local_agent& agent, const route:
 bool direct_store::all_local(const queue::entry& e) const
 {
     for (const auto& r : e.recipients) {
+        // A success notice (RFC 3461 NOTIFY=SUCCESS) is sent by the queue
+        // runner once the delivery is durable: such a message takes the queue.
+        if ((r.notify & mail::notify::success) != 0)
+            return false;
         auto a = mail::parse_address(r.address);
         if (!a)
             return false;
-        auto targets = routes_.expand(*a);
-        if (!targets)
-            return false; // unknown or looping: the queue path bounces it properly
+        std::vector<std::string> missing;
+        auto targets = routes_.expand(*a, &missing);
+        // Unknown, looping, or an alias with a target that reaches no one:
+        // the queue path bounces it properly (the runner sends the DSN).
+        if (!targets || !missing.empty())
+            return false;
         for (const auto& t : *targets)
             if (!t.local)
                 return false;

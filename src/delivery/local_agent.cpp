@@ -58,9 +58,9 @@ std::string maildir_failure(const std::error_code& ec)
 } // namespace
 
 local_agent::local_agent(std::string mail_root, std::string hostname, const route::table& routes,
-                         scheduler::retry_policy retry)
+                         scheduler::retry_policy retry, std::set<std::string> lmtp_domains)
     : mail_root_(std::move(mail_root)), hostname_(std::move(hostname)), routes_(routes),
-      retry_(retry)
+      retry_(retry), lmtp_domains_(std::move(lmtp_domains))
 {
 }
 
@@ -94,7 +94,8 @@ void local_agent::deliver(std::span<job> jobs, util::time_point now)
             // A remote recipient has nothing to do here; it waits for the remote agent.
             if (routes_.classify(*addr) == route::kind::remote)
                 continue;
-            auto targets = routes_.expand(*addr);
+            std::vector<std::string> missing;
+            auto targets = routes_.expand(*addr, &missing);
             if (!targets) {
                 r.state = queue::rcpt_state::bounced;
                 r.last_error = targets.error() == util::errc::limit
@@ -104,29 +105,63 @@ void local_agent::deliver(std::span<job> jobs, util::time_point now)
                 log_delivery(e, r.address, "bounced", r.last_error, now);
                 continue;
             }
+            // An alias target that is no mailbox bounces on its own, as
+            // Postfix's local(8) bounces an alias to an unknown user; the
+            // alias's other targets still get the mail. (RCPT refused the
+            // alias when none was left: route::table::classify.)
+            for (const auto& lost : missing) {
+                bool known = false;
+                for (const auto& other : e.recipients)
+                    known = known || other.address == lost;
+                for (const auto& other : added)
+                    known = known || other.address == lost;
+                if (known)
+                    continue;
+                queue::recipient nr;
+                nr.address = lost;
+                nr.state = queue::rcpt_state::bounced;
+                nr.last_error = "5.1.1 user unknown (alias " + r.address + ")";
+                log_delivery(e, nr.address, "bounced", nr.last_error, now);
+                added.push_back(std::move(nr));
+            }
             bool any_local = false;
+            bool stays = false; // r is itself an LMTP mailbox: pending for the runner
             for (const auto& t : *targets) {
-                if (!t.local) {
-                    // Alias to a remote address: a new recipient of this
-                    // entry, appended after the loop (r must stay valid).
+                // A mailbox in an LMTP domain (config delivery.lmtp) goes to
+                // the LMTP agent through the runner, by its mailbox address.
+                const bool lmtp = t.local && lmtp_domains_.count(t.domain) > 0;
+                const auto handoff = lmtp ? t.mailbox + "@" + t.domain : t.address;
+                if (lmtp && handoff == r.address) {
+                    stays = true;
+                    continue;
+                }
+                if (!t.local || lmtp) {
+                    // Alias to a remote address (or an LMTP mailbox): a new
+                    // recipient of this entry, appended after the loop (r
+                    // must stay valid).
                     bool known = false;
                     for (const auto& other : e.recipients)
-                        known = known || other.address == t.address;
+                        known = known || other.address == handoff;
                     for (const auto& other : added)
-                        known = known || other.address == t.address;
+                        known = known || other.address == handoff;
                     if (!known) {
                         queue::recipient nr;
-                        nr.address = t.address;
+                        nr.address = handoff;
                         added.push_back(std::move(nr));
                     }
                     continue;
                 }
                 any_local = true;
-                auto seen = staged_mailboxes.find(t.address);
+                // Keyed by mailbox, not address: alice@ and alice+tag@ share
+                // one Maildir, and the file name is per message.
+                const auto mailbox = t.domain + "/" + t.mailbox;
+                auto seen = staged_mailboxes.find(mailbox);
                 if (seen != staged_mailboxes.end()) {
                     items.push_back({j, i, seen->second, t.address, true});
                     continue;
                 }
+                // t.address keeps a plus-address's extension (alice+tag@),
+                // as Postfix's Delivered-To: does; the mailbox is alice.
                 headers.push_back("Return-Path: <" + e.sender + ">\r\nDelivered-To: " + t.address +
                                   "\r\n");
                 std::string_view parts[] = {headers.back(), jobs[j].message};
@@ -136,10 +171,10 @@ void local_agent::deliver(std::span<job> jobs, util::time_point now)
                     early_error[{j, i}] = item.error();
                     continue;
                 }
-                staged_mailboxes[t.address] = *item;
+                staged_mailboxes[mailbox] = *item;
                 items.push_back({j, i, *item, t.address});
             }
-            if (!any_local && !early_error.count({j, i})) {
+            if (!any_local && !stays && !early_error.count({j, i})) {
                 r.state = queue::rcpt_state::done; // fully handed to remote recipients
                 jobs[j].changed = true;
                 log_delivery(e, r.address, "expanded", "alias to remote recipients", now);

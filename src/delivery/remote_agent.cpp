@@ -9,6 +9,7 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/read.hpp>
 
+#include "postern/delivery/client_io.hpp"
 #include "postern/dns/mx_plan.hpp"
 #include "postern/tls/context.hpp"
 #include "postern/tls/stream.hpp"
@@ -50,13 +51,15 @@ struct failure {
     std::string text = "no usable mail exchanger";
 };
 
-void finish(state& st, remote_job& job, std::vector<smtp::rcpt_result> results, std::string mta)
+void finish(state& st, remote_job& job, std::vector<smtp::rcpt_result> results, std::string mta,
+            bool peer_dsn = false)
 {
     remote_outcome o;
     o.id = job.id;
     o.recipients = std::move(job.recipients);
     o.results = std::move(results);
     o.remote_mta = std::move(mta);
+    o.peer_dsn = peer_dsn;
     st.done(std::move(o));
 }
 
@@ -112,41 +115,6 @@ smtp::client_config client_config_for(const state& st, const std::string& domain
     return c;
 }
 
-// Cancels the stream's pending operation when its deadline passes.
-class watchdog {
-public:
-    explicit watchdog(tls::stream& s) : s_(s), timer_(s.socket().get_executor()) {}
-    void arm(std::chrono::seconds d)
-    {
-        fired_ = false;
-        timer_.expires_after(d);
-        timer_.async_wait([this](std::error_code ec) {
-            if (ec)
-                return; // cancelled or destroyed: never touch *this then
-            fired_ = true;
-            s_.cancel();
-        });
-    }
-    void disarm() { timer_.cancel(); }
-    bool fired() const { return fired_; }
-
-private:
-    tls::stream& s_;
-    asio::steady_timer timer_;
-    bool fired_ = false;
-};
-
-asio::awaitable<std::error_code> connect_within(net::tcp::socket& sock, net::tcp::endpoint ep,
-                                                std::chrono::seconds limit)
-{
-    asio::steady_timer timer(sock.get_executor());
-    timer.expires_after(limit);
-    auto r = co_await (sock.async_connect(ep, net::use_nothrow) || timer.async_wait(net::use_nothrow));
-    if (r.index() == 1)
-        co_return std::make_error_code(std::errc::timed_out);
-    co_return std::get<0>(std::get<0>(r));
-}
-
 // How a connection ended, for the worker's next step.
 enum class session_end {
     finished,  // the host answered for the jobs it took (more may follow on a new connection)
@@ -161,7 +129,7 @@ asio::awaitable<session_end> run_session(std::shared_ptr<state> st, std::string 
     const auto ccfg = client_config_for(*st, domain);
     const bool verify = st->cfg.relay.smarthost.empty() && policy_for(st->cfg, domain) == config::tls_policy::verify;
     tls::stream stream(std::move(sock));
-    watchdog dog(stream);
+    watchdog<tls::stream> dog(stream, stream.socket().get_executor());
     if (ccfg.implicit_tls) { // RFC 8314 3.3: TLS from the first byte
         dog.arm(st->cfg.remote.connect_timeout);
         auto ec = co_await stream.handshake_client(st->tls_plain, host, false);
@@ -177,30 +145,12 @@ asio::awaitable<session_end> run_session(std::shared_ptr<state> st, std::string 
     bool used = false;
     std::string mta = host;
     for (;;) {
-        switch (cs.next()) {
-        case smtp::client_event::send: {
-            dog.arm(std::min(cs.read_timeout(), st->cfg.remote.command_timeout));
-            auto ec = co_await stream.write_all(asio::buffer(cs.output()));
-            dog.disarm();
-            cs.output().clear();
-            if (dog.fired())
-                cs.timeout();
-            else if (ec)
-                cs.peer_closed();
+        const auto ev = cs.next();
+        switch (ev) {
+        case smtp::client_event::send:
+        case smtp::client_event::need_reply:
+            co_await client_io(stream, dog, cs, ev, st->cfg.remote.command_timeout, buf);
             break;
-        }
-        case smtp::client_event::need_reply: {
-            dog.arm(std::min(cs.read_timeout(), st->cfg.remote.command_timeout));
-            auto [ec, n] = co_await stream.read_some(asio::buffer(buf));
-            dog.disarm();
-            if (dog.fired())
-                cs.timeout();
-            else if (ec)
-                cs.peer_closed();
-            else
-                cs.feed({buf.data(), n});
-            break;
-        }
         case smtp::client_event::start_tls: {
             dog.arm(std::min(cs.read_timeout(), st->cfg.remote.command_timeout));
             auto ec = co_await stream.handshake_client(verify ? st->tls_verified : st->tls_plain, host, verify);
@@ -217,8 +167,9 @@ asio::awaitable<session_end> run_session(std::shared_ptr<state> st, std::string 
             if (current) {
                 used = true;
                 log::info("remote_transaction").kv("id", current->id).kv("host", host)
-                    .kv("tls", stream.tls_active() ? stream.tls_description() : std::string("none"));
-                finish(*st, *current, cs.results(), mta);
+                    .kv("tls", stream.tls_active() ? stream.tls_description() : std::string("none"))
+                    .kv("body", cs.chunking_used() ? "BDAT" : "DATA");
+                finish(*st, *current, cs.results(), mta, cs.peer().dsn);
                 current.reset();
             }
             auto& q = st->queues[domain];
@@ -231,7 +182,10 @@ asio::awaitable<session_end> run_session(std::shared_ptr<state> st, std::string 
                 env.recipients = current->recipients;
                 env.smtputf8 = current->smtputf8;
                 env.eight_bit = current->eight_bit;
+                env.binary = current->binary;
                 env.size = current->size;
+                env.mail_params = current->mail_params;
+                env.rcpt_params = current->rcpt_params;
                 cs.add_message(std::move(env), *current->body);
             } else {
                 cs.quit();

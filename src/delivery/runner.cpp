@@ -6,13 +6,61 @@
 
 #include "postern/log/log.hpp"
 #include "postern/mail/address.hpp"
-#include "postern/smtp/dot_encoder.hpp"
+#include "postern/mail/envelope.hpp"
 #include "postern/util/id.hpp"
 #include "postern/util/strings.hpp"
+#include "postern/util/xtext.hpp"
 
 namespace postern::delivery {
 
 namespace {
+
+// RFC 3461 4.1: the reports a recipient asked for. Without NOTIFY, failure
+// and delay reports (the MTA's choice the RFC allows); NEVER: none.
+bool wants(const queue::recipient& r, std::uint8_t kind)
+{
+    return r.notify == 0 ? kind != mail::notify::success : (r.notify & kind) != 0;
+}
+
+// RFC 3461 5.2.1: what goes on to a next hop that offers DSN (the client
+// sends these only then): RET and ENVID on MAIL, NOTIFY and ORCPT on RCPT,
+// xtext encoded again.
+std::vector<std::string> dsn_mail_params(const queue::entry& e)
+{
+    std::vector<std::string> out;
+    if (e.ret == static_cast<std::uint8_t>(mail::dsn_ret::full))
+        out.emplace_back("RET=FULL");
+    else if (e.ret == static_cast<std::uint8_t>(mail::dsn_ret::headers))
+        out.emplace_back("RET=HDRS");
+    if (!e.envid.empty())
+        out.push_back("ENVID=" + util::xtext_encode(e.envid));
+    return out;
+}
+
+std::string dsn_rcpt_params(const queue::recipient& r)
+{
+    std::string out;
+    if (r.notify != 0) {
+        if ((r.notify & mail::notify::never) != 0) {
+            out = "NOTIFY=NEVER";
+        } else {
+            std::string list;
+            for (auto [bit, name] : {std::pair{mail::notify::success, "SUCCESS"}, {mail::notify::failure, "FAILURE"},
+                                     {mail::notify::delay, "DELAY"}})
+                if ((r.notify & bit) != 0)
+                    list += (list.empty() ? "" : ",") + std::string(name);
+            out = "NOTIFY=" + list;
+        }
+    }
+    if (auto semi = r.orcpt.find(';'); semi != std::string::npos) {
+        // The "utf-8" type (RFC 6533) was kept as sent; others are decoded.
+        auto type = r.orcpt.substr(0, semi);
+        auto value = r.orcpt.substr(semi + 1);
+        out += (out.empty() ? "" : " ") + ("ORCPT=" + type + ";") +
+               (util::iequals(type, "utf-8") ? value : util::xtext_encode(value));
+    }
+    return out;
+}
 
 runner_options with_retry(scheduler::retry_policy retry, std::size_t max_batch)
 {
@@ -210,14 +258,19 @@ void runner::process(std::vector<std::string> ids, bool recovered)
     agent_.deliver(jobs, now);
     for (std::size_t i = 0; i < jobs.size(); ++i) {
         auto& j = jobs[i];
+        // Shared by the agents' jobs (which outlive this batch), not copied.
+        const auto message = std::make_shared<const std::string>(std::move(j.message));
+        if (opt_.lmtp)
+            dispatch_lmtp(j.entry, message, now);
         if (opt_.remote) {
-            dispatch_remote(j.entry, j.message, now);
+            dispatch_remote(j.entry, message, now);
         } else {
             // No remote agent: keep remote recipients queued on the backoff
             // schedule rather than spinning.
             auto now_s = util::unix_seconds(now);
             for (auto& r : j.entry.recipients) {
-                if (r.state == queue::rcpt_state::pending && r.next_attempt <= now_s) {
+                if (r.state == queue::rcpt_state::pending && r.next_attempt <= now_s &&
+                    !in_flight(j.entry.id, r.address)) {
                     r.attempts++;
                     r.next_attempt = util::unix_seconds(scheduler::next_attempt(opt_.retry, r.attempts, now));
                     r.last_error = "4.4.0 no remote delivery agent configured";
@@ -225,11 +278,39 @@ void runner::process(std::vector<std::string> ids, bool recovered)
                 }
             }
         }
-        finish(j.entry, j.message, before[i], j.changed, now);
+        finish(j.entry, *message, before[i], j.changed, dsn_action::delivered, now);
     }
 }
 
-void runner::dispatch_remote(const queue::entry& e, const std::string& message, util::time_point now)
+// LMTP (RFC 2033): the due mailboxes of LMTP domains, one job per message:
+// the server answers for each recipient.
+void runner::dispatch_lmtp(const queue::entry& e, const std::shared_ptr<const std::string>& message,
+                           util::time_point now)
+{
+    const auto now_s = util::unix_seconds(now);
+    remote_job j;
+    for (const auto& r : e.recipients) {
+        if (r.state != queue::rcpt_state::pending || r.next_attempt > now_s || in_flight(e.id, r.address) ||
+            !opt_.lmtp->handles(domain_of(r.address)))
+            continue;
+        j.recipients.push_back(r.address);
+    }
+    if (j.recipients.empty())
+        return;
+    j.id = e.id;
+    j.sender = e.sender;
+    j.smtputf8 = e.smtputf8;
+    j.eight_bit = e.eight_bit;
+    j.binary = e.binary;
+    j.size = message->size();
+    j.body = message;
+    for (const auto& a : j.recipients)
+        in_flight_.insert({e.id, a});
+    opt_.lmtp->submit(std::move(j));
+}
+
+void runner::dispatch_remote(const queue::entry& e, const std::shared_ptr<const std::string>& message,
+                             util::time_point now)
 {
     const auto now_s = util::unix_seconds(now);
     std::map<std::string, std::vector<std::string>> by_domain;
@@ -239,25 +320,30 @@ void runner::dispatch_remote(const queue::entry& e, const std::string& message, 
         // Only recipients the local agent left pending and that are not
         // local: a remote domain (relay or alias target).
         auto d = domain_of(r.address);
-        if (d.empty())
+        if (d.empty() || (opt_.lmtp && opt_.lmtp->handles(d)))
             continue;
         by_domain[d].push_back(r.address);
     }
     if (by_domain.empty())
         return;
-    auto body = std::make_shared<std::string>();
-    body->reserve(message.size() + message.size() / 64 + 8);
-    smtp::dot_encode(message, *body);
     for (auto& [domain, rcpts] : by_domain) {
         remote_job j;
         j.id = e.id;
         j.domain = domain;
         j.sender = e.sender;
         j.recipients = rcpts;
+        j.mail_params = dsn_mail_params(e);
+        for (const auto& a : rcpts)
+            for (const auto& r : e.recipients)
+                if (r.address == a && r.state == queue::rcpt_state::pending) {
+                    j.rcpt_params.push_back(dsn_rcpt_params(r));
+                    break;
+                }
         j.smtputf8 = e.smtputf8;
         j.eight_bit = e.eight_bit;
-        j.size = message.size();
-        j.body = body;
+        j.binary = e.binary;
+        j.size = message->size();
+        j.body = message;
         for (const auto& a : rcpts)
             in_flight_.insert({e.id, a});
         opt_.remote->submit(std::move(j));
@@ -301,17 +387,20 @@ void runner::apply(remote_outcome o)
                 .kv("id", e.id)
                 .kv("to", r.address)
                 .kv("status", status)
-                .kv("relay", o.remote_mta.empty() ? std::string("none") : o.remote_mta)
+                .kv("relay", !o.relay.empty() ? o.relay : o.remote_mta.empty() ? std::string("none") : o.remote_mta)
                 .kv("delay", static_cast<double>(now_s - e.received_at))
                 .kv("detail", reply_text(res));
             break;
         }
     }
-    finish(e, loaded->message, before, true, now);
+    std::optional<dsn_action> success;
+    if (!o.peer_dsn)
+        success = o.final_delivery ? dsn_action::delivered : dsn_action::relayed;
+    finish(e, loaded->message, before, true, success, now);
 }
 
 void runner::finish(queue::entry& e, const std::string& message, const snapshot& before, bool changed,
-                    util::time_point now)
+                    std::optional<dsn_action> success, util::time_point now)
 {
     const auto now_s = util::unix_seconds(now);
     // Past give_up a deferred recipient fails (RFC 3463 X.4.7: delivery time expired).
@@ -331,10 +420,11 @@ void runner::finish(queue::entry& e, const std::string& message, const snapshot&
     for (std::size_t i = 0; i < e.recipients.size(); ++i) {
         const auto& r = e.recipients[i];
         bool was_bounced = i < before.size() && before[i] == queue::rcpt_state::bounced;
-        if (r.state != queue::rcpt_state::bounced || was_bounced)
+        if (r.state != queue::rcpt_state::bounced || was_bounced || !wants(r, mail::notify::failure))
             continue;
         dsn_recipient d;
         d.final_recipient = r.address;
+        d.original_recipient = r.orcpt;
         d.action = dsn_action::failed;
         d.status = status_of(r.last_error);
         if (auto it = remote_mta_.find(e.id + "\n" + r.address); it != remote_mta_.end())
@@ -346,16 +436,37 @@ void runner::finish(queue::entry& e, const std::string& message, const snapshot&
     if (!failed.empty())
         send_dsn(e, message, std::move(failed), now);
 
+    // Success notices (RFC 3461 4.1 NOTIFY=SUCCESS; RFC 3464 2.3.3 Action).
+    std::vector<dsn_recipient> succeeded;
+    for (std::size_t i = 0; success && i < e.recipients.size() && i < before.size(); ++i) {
+        const auto& r = e.recipients[i];
+        if (r.state != queue::rcpt_state::done || before[i] == queue::rcpt_state::done ||
+            (r.notify & mail::notify::success) == 0)
+            continue;
+        dsn_recipient d;
+        d.final_recipient = r.address;
+        d.original_recipient = r.orcpt;
+        d.action = *success;
+        d.status = "2.0.0";
+        if (auto it = remote_mta_.find(e.id + "\n" + r.address); it != remote_mta_.end())
+            d.remote_mta = "dns; " + it->second;
+        d.last_attempt = now_s;
+        succeeded.push_back(std::move(d));
+    }
+    if (!succeeded.empty())
+        send_dsn(e, message, std::move(succeeded), now);
+
     // One "delayed" notice (RFC 3464 Action: delayed) once the message has
     // waited delay_warning and recipients are still deferred.
     if (opt_.delay_warning.count() > 0 && !e.delay_warned &&
         now_s - e.received_at >= opt_.delay_warning.count()) {
         std::vector<dsn_recipient> delayed;
         for (const auto& r : e.recipients) {
-            if (r.state != queue::rcpt_state::pending || r.attempts == 0)
+            if (r.state != queue::rcpt_state::pending || r.attempts == 0 || !wants(r, mail::notify::delay))
                 continue;
             dsn_recipient d;
             d.final_recipient = r.address;
+            d.original_recipient = r.orcpt;
             d.action = dsn_action::delayed;
             d.status = status_of(r.last_error);
             d.diagnostic = r.last_error;
@@ -404,6 +515,11 @@ void runner::send_dsn(const queue::entry& e, const std::string& message, std::ve
     in.arrival_date = e.received_at;
     in.original_message = message;
     in.recipients = std::move(rs);
+    in.envid = e.envid;
+    // RFC 3461 4.3: RET=FULL asks for the whole message in failure reports;
+    // success and delay notices, and reports without RET, carry the headers.
+    in.return_full = in.recipients.front().action == dsn_action::failed &&
+                     e.ret == static_cast<std::uint8_t>(mail::dsn_ret::full);
     auto text = build_dsn(in, now, m.meta.id);
     if (!text)
         return;
@@ -423,7 +539,7 @@ void runner::send_dsn(const queue::entry& e, const std::string& message, std::ve
         return;
     }
     log::info("dsn").kv("id", e.id).kv("dsn_id", m.meta.id).kv("to", e.sender)
-        .kv("action", in.recipients.front().action == dsn_action::delayed ? "delayed" : "failed");
+        .kv("action", action_name(in.recipients.front().action));
     std::lock_guard lk(mu_);
     ready_.push_back(m.meta.id);
 }

@@ -78,6 +78,17 @@ struct smtp_server::shared {
 
 namespace {
 
+// Inside DATA or a BDAT chunk the deadline restarts on progress: a read that
+// ended a line (Postfix's per-record deadline) or brought a good part of a
+// buffer (binary BDAT content has no lines). A client dribbling a byte at a
+// time makes no progress and is cut off (slowloris).
+bool data_progress(smtp::input_phase phase, std::string_view bytes)
+{
+    constexpr std::size_t progress_bytes = 4096;
+    return phase == smtp::input_phase::data &&
+           (bytes.size() >= progress_bytes || bytes.find('\n') != std::string_view::npos);
+}
+
 // One connection: the stream and its watchdog. Shared with the watchdog's
 // handler (Asio's lifetime model: the handler may run after the session ends).
 struct connection {
@@ -399,8 +410,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             if (c->stream.tls_active()) {
                 auto [rec, n] = co_await c->stream.read_some(asio::buffer(tls_buffer.get(), tls_buffer_size));
                 if (!rec) {
-                    restart_deadline = last_phase == smtp::input_phase::data &&
-                                       std::memchr(tls_buffer.get(), '\n', n) != nullptr;
+                    restart_deadline = data_progress(last_phase, {tls_buffer.get(), n});
                     s.set_storage_low(st->storage_low());
                     s.feed({tls_buffer.get(), n});
                     break;
@@ -412,8 +422,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
                 for (;;) {
                     std::size_t n = c->stream.socket().read_some(asio::buffer(read_buffer), ec);
                     if (!ec) {
-                        restart_deadline = last_phase == smtp::input_phase::data &&
-                                           std::memchr(read_buffer, '\n', n) != nullptr;
+                        restart_deadline = data_progress(last_phase, {read_buffer, n});
                         s.set_storage_low(st->storage_low());
                         s.feed({read_buffer, n});
                         got = true;
@@ -513,10 +522,17 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             m.meta.client_ip = ip;
             m.meta.helo = std::string(s.helo());
             m.meta.smtputf8 = env.smtputf8;
-            m.meta.eight_bit = env.body == mail::body_type::eight_bit_mime;
-            for (const auto& r : env.recipients) {
+            m.meta.eight_bit = env.body != mail::body_type::seven_bit;
+            m.meta.binary = env.body == mail::body_type::binary_mime;
+            m.meta.ret = static_cast<std::uint8_t>(env.ret);
+            m.meta.envid = env.envid;
+            for (std::size_t i = 0; i < env.recipients.size(); ++i) {
                 queue::recipient qr;
-                qr.address = st->routes.canonical(r).str();
+                qr.address = st->routes.canonical(env.recipients[i]).str();
+                if (i < env.rcpt_dsn.size()) {
+                    qr.notify = env.rcpt_dsn[i].notify;
+                    qr.orcpt = env.rcpt_dsn[i].orcpt;
+                }
                 m.meta.recipients.push_back(std::move(qr));
             }
             std::string for_rcpt = m.meta.recipients.size() == 1 ? m.meta.recipients[0].address : std::string();

@@ -16,8 +16,13 @@ namespace {
 // Unread input the peer may push at us beyond the reply we wait for: a few
 // pipelined replies fit many times over; a peer flooding us does not.
 constexpr std::size_t max_unread_input = 256 * 1024;
-// The body goes to output() in pieces of this size (STYLE 10).
+// The body goes to output() in pieces of at most this size (STYLE 10):
+// BDAT chunks of body_piece octets; for DATA half of it, since dot-encoding
+// can at most double a piece (a bare LF becomes CRLF, a leading '.' two).
 constexpr std::size_t body_piece = 64 * 1024;
+// Pipelined BDAT (RFC 3030 2): chunks sent ahead of their replies. Bounded
+// so a refused transaction stops within a few chunks, not at the message end.
+constexpr std::size_t max_chunks_in_flight = 4;
 constexpr std::size_t max_auth_mechanisms = 16;
 // RFC 5321 4.5.3.1.4: a command line, CRLF included. An AUTH initial
 // response that would not fit is sent after a 334 instead (RFC 4954 4).
@@ -318,6 +323,12 @@ client_event client_session::next()
             in_pos_ += parser_.consume(avail);
             switch (parser_.state()) {
             case reply_parser::status::incomplete:
+                // Pipelined BDAT: the next chunk goes out before the
+                // replies to the earlier ones are in (RFC 3030 4.2).
+                if (state_ == state::transaction && may_send_chunk()) {
+                    send_chunk();
+                    continue;
+                }
                 return client_event::need_reply;
             case reply_parser::status::error:
                 if (state_ == state::quitting)
@@ -360,7 +371,7 @@ std::string client_session::context() const
     case state::greeting:
         return "awaiting the greeting";
     case state::ehlo:
-        return "awaiting the reply to EHLO";
+        return cfg_.lmtp ? "awaiting the reply to LHLO" : "awaiting the reply to EHLO";
     case state::helo:
         return "awaiting the reply to HELO";
     case state::starttls:
@@ -391,7 +402,7 @@ std::string_view client_session::awaited_command() const noexcept
     case state::greeting:
         return "greeting";
     case state::ehlo:
-        return "EHLO";
+        return cfg_.lmtp ? "LHLO" : "EHLO";
     case state::helo:
         return "HELO";
     case state::starttls:
@@ -426,6 +437,8 @@ std::string_view client_session::awaited_command() const noexcept
                 return "RCPT TO";
             case step_kind::data:
                 return "DATA";
+            case step_kind::bdat:
+                return plan_[next_reply_].last ? "BDAT LAST" : "BDAT";
             }
         }
         return "?";
@@ -446,6 +459,10 @@ std::chrono::seconds client_session::read_timeout() const noexcept
     case state::transaction:
         if (next_reply_ < plan_.size() && plan_[next_reply_].kind == step_kind::data)
             return seconds(120); // 4.5.3.2.3 DATA initiation
+        // RFC 3030 names no timeouts: the reply to BDAT ... LAST ends the
+        // message as the reply to the final dot does (4.5.3.2.6).
+        if (next_reply_ < plan_.size() && plan_[next_reply_].kind == step_kind::bdat && plan_[next_reply_].last)
+            return seconds(600);
         return seconds(300);     // 4.5.3.2.2 MAIL, 4.5.3.2.3 RCPT
     case state::body:
         return seconds(180); // 4.5.3.2.5 data block
@@ -525,7 +542,8 @@ void client_session::handle_greeting(const reply& r)
 
 void client_session::send_hello(bool extended)
 {
-    out_.append(extended ? "EHLO " : "HELO ").append(cfg_.helo_name).append("\r\n");
+    // RFC 2033 4.1: LHLO takes EHLO's place (and its reply's form).
+    out_.append(cfg_.lmtp ? "LHLO " : extended ? "EHLO " : "HELO ").append(cfg_.helo_name).append("\r\n");
     state_ = extended ? state::ehlo : state::helo;
 }
 
@@ -537,18 +555,25 @@ void client_session::handle_hello(const reply& r, bool extended)
         return;
     }
     // RFC 5321 4.1.4: a server that does not know EHLO answers 500/502 (any
-    // 5xx); the client then tries HELO, with no extensions.
-    if (extended && r.permanent()) {
+    // 5xx); the client then tries HELO, with no extensions. An LMTP server
+    // has no HELO to fall back to (RFC 2033 4.1).
+    if (extended && r.permanent() && !cfg_.lmtp) {
         send_hello(false);
         return;
     }
     if (r.code / 100 == 3)
-        return protocol_error(r, extended ? "EHLO" : "HELO");
-    fail_with(r, extended ? "EHLO" : "HELO", true);
+        return protocol_error(r, awaited_command());
+    fail_with(r, awaited_command(), true);
 }
 
 void client_session::after_hello()
 {
+    // LMTP is local delivery to a trusted server (RFC 2033 1): the socket is
+    // ours, so no STARTTLS and no AUTH.
+    if (cfg_.lmtp) {
+        state_ = state::ready;
+        return;
+    }
     if (!tls_active_) {
         if (caps_.starttls && (cfg_.offer_starttls_allowed || cfg_.require_tls)) {
             // RFC 3207 4: STARTTLS is the last command of any group.
@@ -739,13 +764,13 @@ rcpt_result client_session::result_of(const reply& r) const
 // Messages
 // ---------------------------------------------------------------------------
 
-void client_session::add_message(envelope_out env, std::string_view dot_encoded_body)
+void client_session::add_message(envelope_out env, std::string_view message)
 {
     if (msg_pending_ || state_ == state::transaction || state_ == state::body || state_ == state::final_reply ||
         report_done_)
         return; // one message at a time: this one is still open
     env_ = std::move(env);
-    body_ = dot_encoded_body;
+    body_ = message;
     body_pos_ = 0;
     results_.clear();
     rcpt_states_.clear();
@@ -780,16 +805,13 @@ void client_session::start_message()
 {
     msg_pending_ = false;
     report_done_ = true; // unless a transaction starts below
+    bdat_ = false;
     const auto n = env_.recipients.size();
     results_.assign(n, {});
     rcpt_states_.assign(n, rcpt_state::none);
     if (n == 0)
         return;
 
-    // A body that does not end in <CRLF>.<CRLF> would hang the peer waiting
-    // for the end of data: that is our bug, so defer, never send it.
-    if (!(body_ == ".\r\n" || body_.ends_with("\r\n.\r\n")))
-        return reject_all(451, "4.3.0", "internal error: message body is not dot-encoded");
     // Control characters in a path or parameter would inject commands.
     if (has_control(env_.sender))
         return reject_all(553, "5.1.7", "bad sender address syntax");
@@ -815,9 +837,18 @@ void client_session::start_message()
         return reject_all(552, "5.3.4",
                           "message size " + std::to_string(env_.size) + " exceeds the peer's limit of " +
                               std::to_string(caps_.size_limit));
+    // RFC 3030 2: BDAT when the peer offers CHUNKING. Not over LMTP: RFC
+    // 2033 4.2 defines the per-recipient replies for DATA only.
+    const bool bdat = caps_.chunking && !cfg_.lmtp;
+    // RFC 3030 3: BINARYMIME content goes only with BDAT, to a peer that
+    // offers BINARYMIME; we do not convert it (RFC 3463 5.6.3).
+    if (env_.binary && !(bdat && caps_.binarymime))
+        return reject_all(554, "5.6.3",
+                          "conversion required and prohibited: BINARYMIME message and the peer does not offer "
+                          "CHUNKING and BINARYMIME");
     // RFC 6152 3: 8-bit data only to a server that offers 8BITMIME; we do
-    // not convert to 7 bit (RFC 3463 5.6.3).
-    if (env_.eight_bit && !caps_.eight_bit_mime)
+    // not convert to 7 bit (RFC 3463 5.6.3). (BINARYMIME covers 8-bit.)
+    if (env_.eight_bit && !env_.binary && !caps_.eight_bit_mime)
         return reject_all(554, "5.6.3", "conversion required but not supported: 8-bit message and no 8BITMIME");
 
     plan_.clear();
@@ -833,7 +864,9 @@ void client_session::start_message()
     }
     if (rcpts == 0)
         return; // every recipient refused locally; nothing to send
-    plan_.push_back({step_kind::data, 0});
+    // With BDAT the chunks join the plan as they are sent (send_chunk()).
+    if (!bdat)
+        plan_.push_back({step_kind::data, 0});
     report_done_ = false;
     need_rset_ = false;
     use_utf8_ = needs_utf8;
@@ -842,14 +875,27 @@ void client_session::start_message()
     discard_final_ = false;
     next_send_ = 0;
     next_reply_ = 0;
+    bdat_ = bdat;
+    command_steps_ = plan_.size();
+    chunks_sent_ = 0;
+    chunks_answered_ = 0;
+    last_sent_ = false;
+    chunk_failed_ = false;
+    lmtp_order_.clear();
+    lmtp_answered_ = 0;
+    body_pos_ = 0;
     state_ = state::transaction;
     // RFC 2920 3.1: with PIPELINING, RSET, MAIL, every RCPT and DATA go in
-    // one write, DATA last; the replies are matched in order. Without it,
+    // one write, DATA last; the replies are matched in order. With BDAT the
+    // first chunk follows the RCPTs at once (RFC 3030 4.2), and further
+    // chunks go out ahead of their replies (next()). Without PIPELINING,
     // one command at a time.
     pipelined_ = caps_.pipelining;
     if (pipelined_) {
         while (next_send_ < plan_.size())
             send_step(plan_[next_send_++]);
+        if (bdat_)
+            send_chunk();
     } else {
         send_step(plan_[next_send_++]);
     }
@@ -866,7 +912,9 @@ void client_session::send_step(const step& s)
         if (caps_.esmtp) {
             if (caps_.size && env_.size > 0)
                 cmd += " SIZE=" + std::to_string(env_.size); // RFC 1870 6
-            if (env_.eight_bit)
+            if (env_.binary)
+                cmd += " BODY=BINARYMIME"; // RFC 3030 3
+            else if (env_.eight_bit)
                 cmd += " BODY=8BITMIME"; // RFC 6152 2
             if (use_utf8_)
                 cmd += " SMTPUTF8"; // RFC 6531 3.4
@@ -886,6 +934,8 @@ void client_session::send_step(const step& s)
     case step_kind::data:
         out_.append("DATA\r\n");
         return;
+    case step_kind::bdat:
+        return; // send_chunk() writes the command with its data
     }
 }
 
@@ -902,6 +952,7 @@ void client_session::send_next_lockstep()
         go = mail_ok_;
         break;
     case step_kind::data:
+    case step_kind::bdat:
         // RFC 5321 3.3: no DATA when no recipient was accepted.
         go = mail_ok_ && accepted_ > 0;
         break;
@@ -912,6 +963,24 @@ void client_session::send_next_lockstep()
     }
     send_step(s);
     ++next_send_;
+}
+
+// After a reply in the transaction, with nothing left unanswered: the next
+// command (lock-step), the next chunk, or the end of a transaction that
+// sends nothing more.
+void client_session::transaction_progress()
+{
+    if (state_ != state::transaction || next_reply_ != next_send_)
+        return;
+    if (next_send_ < plan_.size())
+        return send_next_lockstep();
+    if (!bdat_)
+        return;
+    // RFC 3030 2: no chunk without a recipient, and none after a chunk
+    // failed; the transaction may be open at the server (RSET next time).
+    if (!mail_ok_ || accepted_ == 0 || chunk_failed_ || last_sent_)
+        return finish_message(false);
+    send_chunk();
 }
 
 void client_session::handle_txn_reply(const reply& r)
@@ -945,17 +1014,24 @@ void client_session::handle_txn_reply(const reply& r)
         if (mail_ok_) {
             results_[s.rcpt] = result_of(r);
             rcpt_states_[s.rcpt] = r.positive() ? rcpt_state::accepted : rcpt_state::final;
-            if (r.positive())
+            if (r.positive()) {
                 ++accepted_;
+                lmtp_order_.push_back(s.rcpt);
+            }
         }
         break;
     case step_kind::data:
         if (r.code == 354) {
             if (mail_ok_ && accepted_ > 0) {
                 body_pos_ = 0;
+                dot_ = {};
                 state_ = state::body;
                 return;
             }
+            // RFC 2033 4.2: an LMTP server refuses DATA (503) when no
+            // recipient was accepted; a 354 then is out of step.
+            if (cfg_.lmtp)
+                return protocol_error(r, "DATA");
             // RFC 2920 3.1: DATA accepted although no recipient was: the
             // client "should send a single dot" and ignore the outcome.
             out_.append(".\r\n");
@@ -972,35 +1048,109 @@ void client_session::handle_txn_reply(const reply& r)
         }
         finish_message(false);
         return;
+    case step_kind::bdat:
+        return handle_chunk_reply(s, r);
     }
-    if (next_reply_ == next_send_ && next_send_ < plan_.size())
-        send_next_lockstep();
+    transaction_progress();
 }
 
-void client_session::send_body_piece()
+// RFC 3030 2: a 4xx/5xx to any chunk fails the transaction: the accepted
+// recipients take that reply, no further chunk is sent, and the replies to
+// chunks already pipelined are read and ignored. The reply to the LAST
+// chunk is the message's, as the reply to the final dot is for DATA.
+void client_session::handle_chunk_reply(const step& s, const reply& r)
 {
-    auto n = std::min(body_piece, body_.size() - body_pos_);
-    out_.append(body_.substr(body_pos_, n));
-    body_pos_ += n;
-    if (body_pos_ == body_.size())
-        state_ = state::final_reply;
-}
-
-void client_session::handle_final_reply(const reply& r)
-{
-    if (r.code / 100 == 3)
-        return protocol_error(r, "end of data");
-    if (!discard_final_) {
-        // RFC 5321 3.3: one reply for the message, for every accepted recipient.
+    ++chunks_answered_;
+    if (!r.positive()) {
+        if (!chunk_failed_)
+            for (std::size_t i = 0; i < results_.size(); ++i) {
+                if (rcpt_states_[i] != rcpt_state::accepted)
+                    continue;
+                results_[i] = result_of(r);
+                rcpt_states_[i] = rcpt_state::final;
+            }
+        chunk_failed_ = true;
+    } else if (s.last && !chunk_failed_ && mail_ok_ && accepted_ > 0) {
         for (std::size_t i = 0; i < results_.size(); ++i) {
             if (rcpt_states_[i] != rcpt_state::accepted)
                 continue;
             results_[i] = result_of(r);
             rcpt_states_[i] = rcpt_state::final;
         }
-        if (r.positive())
-            ++messages_;
+        ++messages_;
+        return finish_message(true);
     }
+    transaction_progress();
+}
+
+// Pipelined BDAT (RFC 3030 4.2): a chunk goes out ahead of the replies
+// while few are unanswered, unless the commands' replies already say that
+// no recipient (or no sender) was accepted.
+bool client_session::may_send_chunk() const noexcept
+{
+    if (!bdat_ || !pipelined_ || last_sent_ || chunk_failed_ || next_send_ < command_steps_)
+        return false;
+    if (chunks_sent_ - chunks_answered_ >= max_chunks_in_flight)
+        return false;
+    return next_reply_ < command_steps_ || (mail_ok_ && accepted_ > 0);
+}
+
+// "BDAT <n>[ LAST]" and n octets, sent as they are (RFC 3030 2: no
+// dot-stuffing); an empty message is "BDAT 0 LAST".
+void client_session::send_chunk()
+{
+    auto piece = body_.substr(body_pos_, body_piece);
+    body_pos_ += piece.size();
+    const bool last = body_pos_ == body_.size();
+    out_.append("BDAT ").append(std::to_string(piece.size())).append(last ? " LAST\r\n" : "\r\n").append(piece);
+    plan_.push_back({step_kind::bdat, 0, last});
+    ++next_send_;
+    ++chunks_sent_;
+    last_sent_ = last;
+}
+
+void client_session::send_body_piece()
+{
+    auto piece = body_.substr(body_pos_, body_piece / 2);
+    dot_.encode(piece, out_);
+    body_pos_ += piece.size();
+    if (body_pos_ == body_.size()) {
+        dot_.finish(out_);
+        state_ = state::final_reply;
+    }
+}
+
+void client_session::handle_final_reply(const reply& r)
+{
+    if (r.code / 100 == 3)
+        return protocol_error(r, "end of data");
+    if (discard_final_)
+        return finish_message(true);
+    if (cfg_.lmtp) {
+        // RFC 2033 4.2: one reply per recipient accepted at RCPT, in RCPT
+        // order, each that recipient's own result.
+        const auto i = lmtp_order_[lmtp_answered_++];
+        results_[i] = result_of(r);
+        rcpt_states_[i] = rcpt_state::final;
+        if (lmtp_answered_ < lmtp_order_.size())
+            return; // more replies to come
+        for (auto k : lmtp_order_) {
+            if (results_[k].code / 100 == 2) {
+                ++messages_;
+                break;
+            }
+        }
+        return finish_message(true);
+    }
+    // RFC 5321 3.3: one reply for the message, for every accepted recipient.
+    for (std::size_t i = 0; i < results_.size(); ++i) {
+        if (rcpt_states_[i] != rcpt_state::accepted)
+            continue;
+        results_[i] = result_of(r);
+        rcpt_states_[i] = rcpt_state::final;
+    }
+    if (r.positive())
+        ++messages_;
     finish_message(true);
 }
 

@@ -83,6 +83,7 @@ void check_same(const settings& a, const settings& b)
     for (std::size_t i = 0; i < a.users.size(); ++i)
         CHECK(a.users[i].address == b.users[i].address);
     CHECK(a.aliases == b.aliases);
+    CHECK(a.recipient_delimiter == b.recipient_delimiter);
     CHECK(a.lim.message_size == b.lim.message_size);
     CHECK(a.lim.recipients == b.lim.recipients);
     CHECK(a.lim.connections == b.lim.connections);
@@ -110,6 +111,11 @@ void check_same(const settings& a, const settings& b)
     CHECK(a.relay.tls == b.relay.tls);
     CHECK(a.relay.username == b.relay.username);
     CHECK(a.relay.password_file == b.relay.password_file);
+    CHECK(a.delivery.lmtp == b.delivery.lmtp);
+    CHECK(a.delivery.lmtp_socket == b.delivery.lmtp_socket);
+    CHECK(a.delivery.lmtp_host == b.delivery.lmtp_host);
+    CHECK(a.delivery.lmtp_port == b.delivery.lmtp_port);
+    CHECK(a.delivery.domains == b.delivery.domains);
     CHECK(a.log == b.log);
 }
 
@@ -312,7 +318,8 @@ TEST_CASE("errors name the source, the key path and what was expected")
     {
         CHECK(error_of(R"({"frobnicate": 1})") ==
             "/tmp/x.json: frobnicate: expected one of the known keys (hostname, spool_dir, mail_root, listeners, "
-            "local_domains, users, aliases, relay_networks, limits, dns, queue, remote, relay, tls, auth, log_level), "
+            "local_domains, users, recipient_delimiter, aliases, relay_networks, limits, dns, queue, remote, relay, "
+            "delivery, tls, auth, log_level), "
             R"(got unknown key "frobnicate")");
     }
     SUBCASE("an alias key outside the local domains")
@@ -341,7 +348,8 @@ TEST_CASE("errors name the source, the key path and what was expected")
     {
         CHECK(error_of("[1, 2]") ==
             "/tmp/x.json: top level: expected an object (keys: hostname, spool_dir, mail_root, listeners, "
-            "local_domains, users, aliases, relay_networks, limits, dns, queue, remote, relay, tls, auth, log_level), "
+            "local_domains, users, recipient_delimiter, aliases, relay_networks, limits, dns, queue, remote, relay, "
+            "delivery, tls, auth, log_level), "
             "got [1,2]");
     }
     SUBCASE("a long value is shortened")
@@ -1031,6 +1039,81 @@ TEST_CASE("the example conf/postern.json is a valid configuration")
     CHECK(s.queue.give_up == 432000s);
 }
 
+TEST_CASE("delivery.lmtp names a unix socket or a host and port, for all or some local domains")
+{
+    const std::string two_domains = R"("local_domains": ["example.test", "Other.test"])";
+    auto delivery = [&](std::string_view d) { return "{" + two_domains + R"(, "delivery": )" + std::string(d) + "}"; };
+    SUBCASE("absent: Maildir for every local domain")
+    {
+        auto s = parse("{" + two_domains + "}", src);
+        CHECK(s.delivery.lmtp.empty());
+        CHECK(s.delivery.domains.empty());
+        CHECK(nlohmann::json::parse(to_json(s))["delivery"] == nlohmann::json::parse(R"({"lmtp": null, "domains": null})"));
+    }
+    SUBCASE("a unix socket, domains omitted: every local domain")
+    {
+        auto s = parse(delivery(R"({"lmtp": "unix:/run/dovecot/lmtp"})"), src);
+        CHECK(s.delivery.lmtp == "unix:/run/dovecot/lmtp");
+        CHECK(s.delivery.lmtp_socket == "/run/dovecot/lmtp");
+        CHECK(s.delivery.lmtp_host.empty());
+        CHECK(s.delivery.domains == std::vector<std::string>{"example.test", "other.test"});
+        check_same(parse(to_json(s), src), s);
+    }
+    SUBCASE("host:port and some domains, lower-cased")
+    {
+        for (auto [spec, host, port] : {std::tuple{"127.0.0.1:24", "127.0.0.1", 24}, std::tuple{"[::1]:2424", "::1", 2424},
+                 std::tuple{"lmtp.example.test:24", "lmtp.example.test", 24}}) {
+            CAPTURE(spec);
+            auto s = parse(delivery(R"({"lmtp": ")" + std::string(spec) + R"(", "domains": ["OTHER.test"]})"), src);
+            CHECK(s.delivery.lmtp == spec);
+            CHECK(s.delivery.lmtp_socket.empty());
+            CHECK(s.delivery.lmtp_host == host);
+            CHECK(s.delivery.lmtp_port == port);
+            CHECK(s.delivery.domains == std::vector<std::string>{"other.test"});
+            check_same(parse(to_json(s), src), s);
+        }
+    }
+    SUBCASE("null is the same as absent")
+    {
+        auto s = parse(delivery(R"({"lmtp": null, "domains": null})"), src);
+        CHECK(s.delivery.lmtp.empty());
+        CHECK(s.delivery.domains.empty());
+    }
+    SUBCASE("refused")
+    {
+        const std::string spec_expected =
+            "expected \"unix:/PATH\" (an absolute socket path of at most 107 octets) or HOST:PORT with a domain name "
+            "or an IP literal (IPv6 in brackets) and a port from 1 to 65535, or null, got ";
+        for (std::string_view bad : {"unix:", "unix:run/lmtp", "/run/dovecot/lmtp", "lmtp.example.test", "host:0",
+                 "[::1]", "tcp:127.0.0.1:24"}) {
+            CAPTURE(bad);
+            CHECK(error_of(delivery(R"({"lmtp": )" + nlohmann::json(bad).dump() + "}")) ==
+                  "/tmp/x.json: delivery.lmtp: " + spec_expected + nlohmann::json(bad).dump());
+        }
+        CHECK(error_of(delivery(R"({"lmtp": 24})")) == "/tmp/x.json: delivery.lmtp: " + spec_expected + "24");
+        // sun_path: 107 octets and the NUL.
+        const std::string longest = "unix:/" + std::string(106, 'x');
+        CHECK(error_of(delivery(R"({"lmtp": ")" + longest + "\"}")) == "");
+        CHECK(error_of(delivery(R"({"lmtp": ")" + longest + "x\"}")).starts_with(
+            "/tmp/x.json: delivery.lmtp: " + spec_expected));
+        CHECK(error_of(delivery(R"({"lmtp": "unix:/run/lmtp", "domains": ["example.test", "remote.test"]})")) ==
+              "/tmp/x.json: delivery.domains[1]: expected a local domain (example.test, other.test), got "
+              "\"remote.test\"");
+        CHECK(error_of(delivery(R"({"lmtp": "unix:/run/lmtp", "domains": []})")) ==
+              "/tmp/x.json: delivery.domains: expected a non-empty array of local domains, or null (every local "
+              "domain), got []");
+        CHECK(error_of(delivery(R"({"lmtp": "unix:/run/lmtp", "domains": ["example.test", "Example.test"]})")) ==
+              "/tmp/x.json: delivery.domains[1]: expected a domain not already listed, got \"Example.test\"");
+        CHECK(error_of(delivery(R"({"domains": ["example.test"]})")) ==
+              "/tmp/x.json: delivery.domains: expected null, as delivery.lmtp is not set, got [\"example.test\"]");
+        CHECK(error_of(delivery(R"({"lmtp": "unix:/run/lmtp", "maildir": true})")) ==
+              "/tmp/x.json: delivery.maildir: expected one of the known keys (lmtp, domains), got unknown key "
+              "\"maildir\"");
+        CHECK(error_of(delivery(R"("unix:/run/lmtp")")) ==
+              "/tmp/x.json: delivery: expected an object (keys: lmtp, domains), got \"unix:/run/lmtp\"");
+    }
+}
+
 TEST_CASE("to_json gives back the same settings")
 {
     SUBCASE("a full configuration")
@@ -1043,6 +1126,15 @@ TEST_CASE("to_json gives back the same settings")
         CHECK(doc["remote"]["tls_policies"] ==
             nlohmann::json::parse(R"({"example.net": "verify", "legacy.test": "none"})"));
         CHECK(doc["relay"]["smarthost"] == "smtp.example.net:587");
+    }
+    SUBCASE("a recipient delimiter, set or switched off")
+    {
+        for (auto d : {"-", "+-", ""}) {
+            CAPTURE(d);
+            auto s = parse(with("/recipient_delimiter", d), src);
+            CHECK(s.recipient_delimiter == d);
+            check_same(parse(to_json(s), src), s);
+        }
     }
     SUBCASE("a smarthost given as an IPv6 literal")
     {
@@ -1063,12 +1155,13 @@ TEST_CASE("to_json gives back the same settings")
     {
         const auto text = to_json(parse("{}", src));
         auto doc = nlohmann::json::parse(text);
-        for (auto key : {"hostname", "spool_dir", "mail_root", "listeners", "local_domains", "users", "aliases",
-                 "relay_networks", "limits", "dns", "queue", "remote", "relay", "tls", "auth", "log_level"}) {
+        for (auto key : {"hostname", "spool_dir", "mail_root", "listeners", "local_domains", "users",
+                 "recipient_delimiter", "aliases", "relay_networks", "limits", "dns", "queue", "remote", "relay", "delivery", "tls", "auth", "log_level"}) {
             CAPTURE(key);
             CHECK(doc.contains(key));
         }
-        CHECK(doc.size() == 16);
+        CHECK(doc.size() == 18);
+        CHECK(doc["recipient_delimiter"] == "+");
         CHECK(doc["tls"] == nlohmann::json::parse(R"({"certificate": null, "private_key": null})"));
         CHECK(doc["auth"] == nlohmann::json::parse(R"({"plaintext_loopback": false, "any_sender": false,
             "max_failures": 3, "failure_delay_ms": 1000, "ip_max_failures": 10, "ip_window_s": 900})"));
@@ -1180,6 +1273,78 @@ TEST_CASE("tls names both a certificate and a key, or neither; auth settings are
         CHECK(s.listeners[1].tls == listener_tls::implicit);
         CHECK(s.listeners[2].mode == listener_mode::smtp);
         CHECK(s.listeners[2].tls == listener_tls::none);
+    }
+}
+
+TEST_CASE("recipient_delimiter: plus-addressing on with '+' by default, configurable, \"\" for off")
+{
+    CHECK(parse("{}", src).recipient_delimiter == "+");
+    CHECK(embedded_default("dev.example.test").recipient_delimiter == "+");
+    CHECK(parse(with("/recipient_delimiter", ""), src).recipient_delimiter.empty());
+    CHECK(parse(with("/recipient_delimiter", "+-"), src).recipient_delimiter == "+-");
+    SUBCASE("@, routing characters, whitespace, controls and 8-bit octets are refused")
+    {
+        const std::string expected = "/tmp/x.json: recipient_delimiter: expected a string of delimiter characters "
+                                     "(printable ASCII other than @ % ! and space; \"\" turns plus-addressing off), got ";
+        for (std::string bad : {"@", "+@", "%", "!", " ", "+\t", "\n", "\x7f", "\xc3\xa9"}) {
+            CAPTURE(bad);
+            CHECK(error_of(with("/recipient_delimiter", bad)).rfind(expected, 0) == 0);
+        }
+        CHECK(error_of(with("/recipient_delimiter", "@")) == expected + "\"@\"");
+        CHECK(error_of(with("/recipient_delimiter", 1)) == expected + "1");
+        CHECK(error_of(with("/recipient_delimiter", nullptr)) == expected + "null");
+    }
+    SUBCASE("a character given twice is refused")
+    {
+        CHECK(error_of(with("/recipient_delimiter", "++")) ==
+              "/tmp/x.json: recipient_delimiter: expected each delimiter character at most once, got \"++\"");
+    }
+}
+
+TEST_CASE("an alias loop is a configuration error naming the alias and the loop")
+{
+    const auto aliases = [](const nlohmann::json& a) { return with("/aliases", a); };
+    SUBCASE("a -> b -> a")
+    {
+        CHECK(error_of(aliases({{"a@example.test", {"b@example.test"}}, {"b@example.test", {"a@example.test"}}})) ==
+              "/tmp/x.json: aliases[\"a@example.test\"]: expected aliases that do not loop back to themselves, "
+              "got the loop a@example.test -> b@example.test -> a@example.test");
+    }
+    SUBCASE("case-insensitively, through a longer chain, beside other targets")
+    {
+        CHECK(error_of(aliases({{"a@example.test", {"alice@example.test", "B@Example.TEST"}},
+                  {"b@example.test", {"c@example.test"}}, {"c@example.test", {"A@EXAMPLE.test", "x@remote.test"}}})) ==
+              "/tmp/x.json: aliases[\"a@example.test\"]: expected aliases that do not loop back to themselves, "
+              "got the loop a@example.test -> b@example.test -> c@example.test -> a@example.test");
+    }
+    SUBCASE("a loop not reachable from the first alias")
+    {
+        CHECK(error_of(aliases({{"a@example.test", {"alice@example.test"}}, {"p@example.test", {"q@example.test"}},
+                  {"q@example.test", {"p@example.test"}}})) ==
+              "/tmp/x.json: aliases[\"p@example.test\"]: expected aliases that do not loop back to themselves, "
+              "got the loop p@example.test -> q@example.test -> p@example.test");
+    }
+    SUBCASE("through plus-addressing: list -> list+x is list again")
+    {
+        CHECK(error_of(aliases({{"list@example.test", {"alice@example.test", "list+x@example.test"}}})) ==
+              "/tmp/x.json: aliases[\"list@example.test\"]: expected aliases that do not loop back to themselves, "
+              "got the loop list@example.test -> list@example.test");
+        CHECK(error_of(aliases({{"a@example.test", {"b+1@example.test"}}, {"b@example.test", {"a+2@example.test"}}}))
+                  .find("got the loop a@example.test -> b@example.test -> a@example.test") != std::string::npos);
+        // ... but not with extensions off.
+        auto off = nlohmann::json::parse(aliases({{"list@example.test", {"alice@example.test", "list+x@example.test"}}}));
+        off["recipient_delimiter"] = "";
+        CHECK(error_of(off.dump()) == "");
+    }
+    SUBCASE("no loop: an alias naming itself, a diamond, a user with the delimiter in its name")
+    {
+        CHECK(error_of(aliases({{"self@example.test", {"self@example.test", "alice@example.test"}}})) == "");
+        CHECK(error_of(aliases({{"a@example.test", {"b@example.test", "c@example.test"}},
+                  {"b@example.test", {"d@example.test"}}, {"c@example.test", {"d@example.test"}},
+                  {"d@example.test", {"alice@example.test"}}})) == "");
+        // alice+x is alice (a user), not the alias alice+x would strip to.
+        auto doc = nlohmann::json::parse(aliases({{"alice+x@example.test", {"alice@example.test"}}}));
+        CHECK(error_of(doc.dump()) == "");
     }
 }
 

@@ -205,6 +205,69 @@ TEST_CASE("a recipient that is not an address, or an alias chain too deep, is bo
     CHECK(files_under(f.settings.mail_root) == 0);
 }
 
+TEST_CASE("mailboxes of LMTP domains are left pending for the LMTP agent, aliases expanded to them")
+{
+    temp_dir dir;
+    auto doc = nlohmann::json::parse(R"({
+      "hostname": "mx.example.test",
+      "local_domains": ["example.test", "lmtp.test"],
+      "users": [ {"address": "alice@example.test"} ],
+      "aliases": { "info@lmtp.test": ["bob@lmtp.test", "alice@example.test"],
+                   "lmtp@example.test": ["carol@lmtp.test"] },
+      "delivery": { "lmtp": "unix:/run/dovecot/lmtp", "domains": ["lmtp.test"] }
+    })");
+    doc["mail_root"] = (dir.path / "mail").string();
+    const auto s = config::parse(doc.dump(), "test.json");
+    route::table routes{s};
+    delivery::local_agent agent{s.mail_root, std::string(hostname), routes, scheduler::retry_policy{},
+                                {s.delivery.domains.begin(), s.delivery.domains.end()}};
+    util::manual_clock clock{util::from_unix_seconds(t0)};
+    auto run = [&](delivery::job& j) { agent.deliver(std::span<delivery::job>(&j, 1), clock.now()); };
+
+    SUBCASE("a mailbox address stays pending, untouched, and nothing is written")
+    {
+        auto j = job_for({"bob@lmtp.test"});
+        run(j);
+        REQUIRE(j.entry.recipients.size() == 1);
+        CHECK(j.entry.recipients[0].state == rcpt_state::pending);
+        CHECK(j.entry.recipients[0].attempts == 0);
+        CHECK_FALSE(j.changed);
+        CHECK(files_under(s.mail_root) == 0);
+    }
+    SUBCASE("another spelling of it becomes the mailbox address")
+    {
+        auto j = job_for({"Bob@LMTP.test"});
+        run(j);
+        REQUIRE(j.entry.recipients.size() == 2);
+        CHECK(j.entry.recipients[0].state == rcpt_state::done);
+        CHECK(j.entry.recipients[1].address == "bob@lmtp.test");
+        CHECK(j.entry.recipients[1].state == rcpt_state::pending);
+        CHECK(j.changed);
+        CHECK(files_under(s.mail_root) == 0);
+    }
+    SUBCASE("an alias in an LMTP domain: LMTP mailboxes added, Maildir ones delivered")
+    {
+        auto j = job_for({"info@lmtp.test", "lmtp@example.test"});
+        run(j);
+        REQUIRE(j.entry.recipients.size() == 4);
+        CHECK(j.entry.recipients[0].state == rcpt_state::done);
+        CHECK(j.entry.recipients[1].state == rcpt_state::done);
+        CHECK(j.entry.recipients[2].address == "bob@lmtp.test");
+        CHECK(j.entry.recipients[2].state == rcpt_state::pending);
+        CHECK(j.entry.recipients[3].address == "carol@lmtp.test");
+        CHECK(j.entry.recipients[3].state == rcpt_state::pending);
+        CHECK(names_in(fs::path(s.mail_root) / "example.test" / "alice" / "new") ==
+              std::set<std::string>{file_name(j)});
+        CHECK(files_under(s.mail_root) == 1);
+        // The next round leaves the added mailboxes pending as well.
+        j.changed = false;
+        run(j);
+        CHECK(j.entry.recipients.size() == 4);
+        CHECK(j.entry.recipients[2].state == rcpt_state::pending);
+        CHECK_FALSE(j.changed);
+    }
+}
+
 TEST_CASE("a remote recipient is left pending and untouched for the remote agent")
 {
     fixture f;
@@ -336,6 +399,65 @@ TEST_CASE("a delivery found already done in cur/ is not written a second time")
     CHECK(names_in(box / "new").empty());
     CHECK(names_in(box / "cur") == std::set<std::string>{seen});
     CHECK(contents(box / "cur" / seen) == "delivered before the crash");
+}
+
+TEST_CASE("a plus-address is delivered into the base user's Maildir, the tag kept in Delivered-To")
+{
+    fixture f;
+    auto j = job_for({"alice+news@example.test"});
+    f.deliver(j);
+    const auto name = file_name(j);
+    CHECK(names_in(f.maildir("example.test", "alice") / "new") == std::set<std::string>{name});
+    CHECK(contents(f.maildir("example.test", "alice") / "new" / name) ==
+          delivered("sender@remote.test", "alice+news@example.test"));
+    CHECK_FALSE(fs::exists(f.maildir("example.test", "alice+news")));
+    CHECK(j.entry.recipients[0].state == rcpt_state::done);
+    SUBCASE("alice and alice+tag in one message share one file (one mailbox, one name per message)")
+    {
+        auto both = job_for({"alice+a@example.test", "alice@example.test"}, "00000000000000aa");
+        f.deliver(both);
+        CHECK(names_in(f.maildir("example.test", "alice") / "new") ==
+              std::set<std::string>{name, file_name(both)});
+        CHECK(contents(f.maildir("example.test", "alice") / "new" / file_name(both)) ==
+              delivered("sender@remote.test", "alice+a@example.test"));
+        CHECK(both.entry.all_final());
+        CHECK(both.entry.recipients[1].state == rcpt_state::done);
+    }
+    SUBCASE("team+x expands the alias team, without the extension")
+    {
+        auto t = job_for({"team+x@example.test"}, "00000000000000bb");
+        f.deliver(t);
+        CHECK(contents(f.maildir("example.test", "bob") / "new" / file_name(t)) ==
+              delivered("sender@remote.test", "bob@example.test"));
+    }
+}
+
+TEST_CASE("the missing target of a partly valid alias bounces; the existing one is delivered")
+{
+    // RCPT accepts such an alias (route::table::classify); the target that
+    // is no mailbox becomes a bounced recipient of the entry (the runner
+    // sends the DSN), once, however often the alias is expanded.
+    temp_dir dir;
+    auto s = settings_for(dir.path);
+    s.aliases["half@example.test"] = {"alice@example.test", "nobody@example.test"};
+    route::table routes(s);
+    delivery::local_agent agent(s.mail_root, std::string(hostname), routes, scheduler::retry_policy{});
+    auto j = job_for({"half@example.test"});
+    agent.deliver(std::span<delivery::job>(&j, 1), util::from_unix_seconds(t0));
+    REQUIRE(j.entry.recipients.size() == 2);
+    CHECK(j.entry.recipients[0].state == rcpt_state::done);
+    CHECK(j.entry.recipients[1].address == "nobody@example.test");
+    CHECK(j.entry.recipients[1].state == rcpt_state::bounced);
+    CHECK(j.entry.recipients[1].last_error == "5.1.1 user unknown (alias half@example.test)");
+    CHECK(j.changed);
+    CHECK(names_in(fs::path(s.mail_root) / "example.test" / "alice" / "new") == std::set<std::string>{file_name(j)});
+    CHECK(files_under(s.mail_root) == 1);
+    SUBCASE("expanded again (a retry), the bounced target is not added twice")
+    {
+        j.entry.recipients[0].state = rcpt_state::pending;
+        agent.deliver(std::span<delivery::job>(&j, 1), util::from_unix_seconds(t0));
+        CHECK(j.entry.recipients.size() == 2);
+    }
 }
 
 }

@@ -19,6 +19,7 @@
 #include "postern/config/config.hpp"
 #include "postern/delivery/local_agent.hpp"
 #include "postern/delivery/maildir.hpp"
+#include "postern/mail/envelope.hpp"
 #include "postern/queue/fs_store.hpp"
 #include "postern/route/table.hpp"
 #include "postern/util/clock.hpp"
@@ -92,6 +93,42 @@ struct fixture {
         REQUIRE(r.size() == 1);
         REQUIRE(r[0]);
         return id;
+    }
+
+    // An entry whose recipients carry DSN parameters (RFC 3461).
+    std::string commit_dsn(std::string id, std::vector<queue::recipient> rcpts, std::uint8_t ret = 0,
+                           std::string envid = {})
+    {
+        queue::new_message m;
+        m.meta.id = id;
+        m.meta.sender = "sender@remote.test";
+        m.meta.received_at = t0 - 10;
+        m.meta.size = message.size();
+        m.meta.ret = ret;
+        m.meta.envid = std::move(envid);
+        m.meta.recipients = std::move(rcpts);
+        m.parts = {std::string(message)};
+        std::vector<queue::new_message> batch{std::move(m)};
+        auto r = store.commit(batch);
+        REQUIRE(r.size() == 1);
+        REQUIRE(r[0]);
+        return id;
+    }
+
+    // The reports queued to the sender (entries from <>), as message texts.
+    std::vector<std::string> reports()
+    {
+        std::vector<std::string> out;
+        auto ids = store.list();
+        REQUIRE(ids);
+        for (const auto& i : *ids) {
+            auto e = store.load_full(i);
+            if (!e)
+                continue; // removed by the runner since list()
+            if (e->meta.sender.empty())
+                out.push_back(e->message);
+        }
+        return out;
     }
 
     fs::path delivered_file(std::string_view mailbox, std::string_view id) const
@@ -260,6 +297,73 @@ TEST_CASE("a corrupt entry found at start-up is quarantined and the others are s
     CHECK(fs::exists(f.delivered_file("bob", good)));
     CHECK_FALSE(fs::exists(f.delivered_file("alice", bad)));
     CHECK(fs::is_regular_file(fs::path(f.settings.spool_dir) / "corrupt" / bad));
+}
+
+TEST_CASE("NOTIFY decides which reports the sender gets (RFC 3461 4.1)")
+{
+    fixture f;
+    auto rcpt = [](std::string a, std::uint8_t notify, std::string orcpt = {}) {
+        queue::recipient r;
+        r.address = std::move(a);
+        r.notify = notify;
+        r.orcpt = std::move(orcpt);
+        return r;
+    };
+    SUBCASE("SUCCESS on a local delivery: a 'delivered' report with ORCPT and ENVID")
+    {
+        f.commit_dsn("0000000000000d01", {rcpt("alice@example.test", mail::notify::success | mail::notify::failure,
+                                               "rfc822;Alice@Example.test")},
+                     0, "ENV-42");
+        f.run.start();
+        REQUIRE(eventually([&] { return f.reports().size() == 1; }));
+        f.stop_within_bound();
+        auto r = f.reports().at(0);
+        CHECK(r.find("Action: delivered") != std::string::npos);
+        CHECK(r.find("Status: 2.0.0") != std::string::npos);
+        CHECK(r.find("Original-Recipient: rfc822; Alice@Example.test") != std::string::npos);
+        CHECK(r.find("Original-Envelope-Id: ENV-42") != std::string::npos);
+        CHECK(r.find("text/rfc822-headers") != std::string::npos); // success notices carry headers only
+        CHECK(fs::exists(f.delivered_file("alice", "0000000000000d01")));
+    }
+    SUBCASE("no NOTIFY: a local delivery sends no report")
+    {
+        f.commit_dsn("0000000000000d02", {rcpt("alice@example.test", 0)});
+        f.run.start();
+        REQUIRE(eventually([&] { return f.queue_empty(); }));
+        f.stop_within_bound();
+        CHECK(f.reports().empty());
+    }
+    SUBCASE("NEVER: a failed recipient gets no report")
+    {
+        f.commit_dsn("0000000000000d03", {rcpt("nobody@example.test", mail::notify::never)});
+        f.run.start();
+        REQUIRE(eventually([&] { return f.queue_empty(); }));
+        f.stop_within_bound();
+        CHECK(f.reports().empty());
+    }
+    SUBCASE("FAILURE with RET=FULL: the whole message comes back")
+    {
+        f.commit_dsn("0000000000000d04", {rcpt("nobody@example.test", mail::notify::failure)},
+                     static_cast<std::uint8_t>(mail::dsn_ret::full));
+        f.run.start();
+        REQUIRE(eventually([&] { return f.reports().size() == 1; }));
+        f.stop_within_bound();
+        auto r = f.reports().at(0);
+        CHECK(r.find("Action: failed") != std::string::npos);
+        CHECK(r.find("Content-Type: message/rfc822") != std::string::npos);
+        CHECK(r.find("body\r\n") != std::string::npos);
+    }
+    SUBCASE("SUCCESS only: a failure sends nothing, a success of the other recipient reports it alone")
+    {
+        f.commit_dsn("0000000000000d05", {rcpt("nobody@example.test", mail::notify::success),
+                                          rcpt("bob@example.test", mail::notify::success)});
+        f.run.start();
+        REQUIRE(eventually([&] { return f.reports().size() == 1; }));
+        f.stop_within_bound();
+        auto r = f.reports().at(0);
+        CHECK(r.find("Final-Recipient: rfc822; bob@example.test") != std::string::npos);
+        CHECK(r.find("nobody@example.test") == std::string::npos);
+    }
 }
 
 TEST_CASE("stop() returns whether or not the runner was started")

@@ -24,7 +24,6 @@
 #include "fuzz_support.hpp"
 
 #include "postern/smtp/client_session.hpp"
-#include "postern/smtp/dot_encoder.hpp"
 #include "postern/util/base64.hpp"
 
 namespace {
@@ -100,7 +99,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 raw += std::string(69, static_cast<char>('a' + k % 26)) + "\r\n";
         if (i == 1)
             raw += ".dot line\r\n..\r\n.\r\n";
-        smtp::dot_encode(raw, bodies[i]);
+        bodies[i] = std::move(raw); // as queued: the session dot-encodes (or sends BDAT)
     }
 
     smtp::client_session s(cfg);
@@ -129,7 +128,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             POSTERN_FUZZ_CHECK(s.output().size() <= 65536 + 8192, "output holds more than a body piece");
             if (cfg.require_tls && !s.tls_active()) {
                 const auto& out = s.output();
-                for (const char* verb : {"MAIL ", "RCPT ", "DATA", "AUTH "})
+                for (const char* verb : {"MAIL ", "RCPT ", "DATA", "BDAT ", "AUTH "})
                     POSTERN_FUZZ_CHECK(out.find(verb) == std::string::npos, "mail command in plain text with TLS required");
             }
             if (!cfg.auth_username.empty() && !s.tls_active())

@@ -141,3 +141,29 @@ def test_empty_message(server):
     f = wait_for_files(server.new("bob@example.test"), 1)
     check_delivered(f[0].read_bytes(), sender="x@remote.test",
                     recipient="bob@example.test", body=b"")
+
+
+# BDAT (RFC 3030): there is no end marker to fake, but a text message still
+# may not hold bare CR or LF — relayed by DATA later, "<LF>.<LF>" would
+# end it early at a peer that takes bare LF as a line end. Each variant is
+# refused at LAST (554 5.6.0), whether it sits inside one chunk or is cut
+# across two, and the commands inside are never run.
+@pytest.mark.parametrize("split", [False, True], ids=["one-chunk", "across-chunks"])
+@pytest.mark.parametrize("variant", list(VARIANTS), ids=list(VARIANTS))
+def test_smuggling_variant_in_bdat_chunks(server, variant, split):
+    payload = b"Subject: x\r\n\r\nhello" + VARIANTS[variant] + SMUGGLED
+    cut = payload.index(VARIANTS[variant]) + 1 if split else len(payload)
+    chunks = [payload[:cut], payload[cut:]] if split else [payload]
+    with server.connect() as c:
+        c.greeting()
+        c.ehlo()
+        c.ok("MAIL FROM:<x@remote.test>", 250, "2.1.0")
+        c.ok("RCPT TO:<alice@example.test>", 250, "2.1.5")
+        for i, chunk in enumerate(chunks):
+            last = " LAST" if i == len(chunks) - 1 else ""
+            c.send(f"BDAT {len(chunk)}{last}\r\n".encode() + chunk)
+            if last:
+                c.expect(554, "5.6.0")
+            else:
+                c.expect(250, "2.0.0")
+        _after(server, c)

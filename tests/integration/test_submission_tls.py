@@ -205,8 +205,8 @@ def test_smtplib_starttls_login_send_adds_date_and_message_id(make_server, pw_ha
         assert code == 250 and not s.has_extn("starttls"), resp
         assert s.esmtp_features["auth"].split() == ["PLAIN", "LOGIN"]
         # keyword order as specified
-        assert resp.decode().split("\n")[1:] == ["PIPELINING", "SIZE 36700160", "8BITMIME",
-                                                 "AUTH PLAIN LOGIN", "ENHANCEDSTATUSCODES",
+        assert resp.decode().split("\n")[1:] == ["PIPELINING", "SIZE 36700160", "8BITMIME", "BINARYMIME", "CHUNKING",
+                                                 "AUTH PLAIN LOGIN", "DSN", "ENHANCEDSTATUSCODES",
                                                  "SMTPUTF8"]
         assert s.login(ALICE, PASSWORD) == (235, b"2.7.0 Authentication successful")
         code, resp = s.ehlo()
@@ -524,7 +524,7 @@ def test_tls_none_listener_has_no_starttls_and_no_auth(make_server, pw_hash):
     with RawSMTP(none) as c:
         c.greeting()
         kws = ehlo_keywords(c.ehlo())
-        assert kws == ["PIPELINING", "SIZE 36700160", "8BITMIME", "ENHANCEDSTATUSCODES",
+        assert kws == ["PIPELINING", "SIZE 36700160", "8BITMIME", "BINARYMIME", "CHUNKING", "DSN", "ENHANCEDSTATUSCODES",
                        "SMTPUTF8"]
         exact(c, "STARTTLS", 500, "5.5.1 Error: command not recognized")
         exact(c, f"AUTH PLAIN {plain(ALICE, PASSWORD)}", 538,
@@ -542,8 +542,8 @@ def test_auth_needs_tls_on_plain_text(make_server, pw_hash):
     with srv.connect() as c:
         c.greeting()
         kws = ehlo_keywords(c.ehlo())
-        assert kws == ["PIPELINING", "SIZE 36700160", "8BITMIME", "STARTTLS",
-                       "ENHANCEDSTATUSCODES", "SMTPUTF8"]
+        assert kws == ["PIPELINING", "SIZE 36700160", "8BITMIME", "BINARYMIME", "CHUNKING", "STARTTLS",
+                       "DSN", "ENHANCEDSTATUSCODES", "SMTPUTF8"]
         for line in (f"AUTH PLAIN {plain(ALICE, PASSWORD)}", "AUTH LOGIN", "AUTH PLAIN"):
             exact(c, line, 538, "5.7.11 Encryption required for requested authentication mechanism")
         c.assert_nothing_pending()
@@ -555,8 +555,8 @@ def test_auth_plaintext_loopback_allows_plain_text_auth(make_server, pw_hash):
     with srv.connect() as c:
         c.greeting()
         kws = ehlo_keywords(c.ehlo())
-        assert kws == ["PIPELINING", "SIZE 36700160", "8BITMIME", "STARTTLS", "AUTH PLAIN LOGIN",
-                       "ENHANCEDSTATUSCODES", "SMTPUTF8"]
+        assert kws == ["PIPELINING", "SIZE 36700160", "8BITMIME", "BINARYMIME", "CHUNKING", "STARTTLS", "AUTH PLAIN LOGIN",
+                       "DSN", "ENHANCEDSTATUSCODES", "SMTPUTF8"]
         exact(c, f"AUTH PLAIN {plain(ALICE, PASSWORD)}", 235, "2.7.0 Authentication successful")
         assert "AUTH PLAIN LOGIN" not in ehlo_keywords(c.ehlo())
         qid = c.transaction(ALICE, [BOB], MSG_NO_IDS)
@@ -602,7 +602,7 @@ def test_no_auth_advertised_without_passwords(make_server, pw_hash):
         c.ehlo()
         starttls(c)
         kws = ehlo_keywords(c.ehlo())
-        assert kws == ["PIPELINING", "SIZE 36700160", "8BITMIME", "ENHANCEDSTATUSCODES",
+        assert kws == ["PIPELINING", "SIZE 36700160", "8BITMIME", "BINARYMIME", "CHUNKING", "DSN", "ENHANCEDSTATUSCODES",
                        "SMTPUTF8"]
         c.assert_nothing_pending()
 

@@ -41,12 +41,13 @@ using postern::smtp::transcript::words;
 //   @config key=value ...     before anything else: helo=NAME,
 //                             tls=none|may|encrypt|implicit (implicit: TLS from
 //                             the first byte, required), user=<C-escaped>,
-//                             password=<C-escaped> (AUTH credentials)
+//                             password=<C-escaped> (AUTH credentials), lmtp
+//                             (speak LMTP, RFC 2033)
 //                             (default helo=client.example tls=may, no AUTH)
 //   @body <C-escaped>         the raw message of the following @message lines
-//                             (default "Subject: test\r\n\r\nHi.\r\n"); the
-//                             runner dot-encodes it
-//   @message <from> <to>... [smtputf8] [8bit] [size=N] [mail=P] [rcpt=P]
+//                             (default "Subject: test\r\n\r\nHi.\r\n"), given
+//                             to add_message() as it is
+//   @message <from> <to>... [smtputf8] [8bit] [binary] [size=N] [mail=P] [rcpt=P]
 //                             add_message(); <> is the null sender; size
 //                             defaults to the raw message size; mail=P adds
 //                             a MAIL parameter, rcpt=P the same RCPT
@@ -231,6 +232,8 @@ private:
                 else if (w.starts_with("password=") &&
                          unescape(std::string_view(w).substr(9), cfg_.auth_password))
                     continue;
+                else if (w == "lmtp")
+                    cfg_.lmtp = true;
                 else
                     return fatal("bad @config word " + w);
             }
@@ -360,6 +363,8 @@ private:
                 env.smtputf8 = true;
             } else if (w == "8bit") {
                 env.eight_bit = true;
+            } else if (w == "binary") {
+                env.binary = true;
             } else if (w.starts_with("size=")) {
                 env.size = std::stoull(w.substr(5));
                 have_size = true;
@@ -375,8 +380,7 @@ private:
             env.size = raw_body_.size();
         if (!rcpt_param.empty())
             env.rcpt_params.assign(env.recipients.size(), rcpt_param);
-        bodies_.emplace_back();
-        dot_encode(raw_body_, bodies_.back());
+        bodies_.push_back(raw_body_);
         if (!started_) {
             session_->add_message(std::move(env), bodies_.back());
             return;
@@ -484,7 +488,7 @@ private:
     client_session* session_ = nullptr;
     bool started_ = false;
     std::string raw_body_ = "Subject: test\r\n\r\nHi.\r\n";
-    std::deque<std::string> bodies_; // kept alive for the session (stable addresses)
+    std::deque<std::string> bodies_; // raw messages, alive as long as the session (stable addresses)
     std::string pending_;
     std::string acc_;
     std::deque<std::string> written_;
@@ -676,7 +680,7 @@ TEST_CASE("garbage replies close the session as a protocol error and defer the m
     for (const auto& g : garbage) {
         CAPTURE(g);
         client_driver d(default_config());
-        d.s.add_message(simple_envelope({"b@x.test"}), ".\r\n");
+        d.s.add_message(simple_envelope({"b@x.test"}), "");
         CHECK(d.run() == client_event::need_reply);
         CHECK(d.reply(greeting_and_ehlo) == client_event::need_reply);
         CHECK(d.take() == "EHLO client.example\r\n");
@@ -712,8 +716,7 @@ TEST_CASE("feeding the replies one octet at a time gives the same conversation")
 {
     const std::string replies = "220 mx.test ESMTP\r\n250-mx.test\r\n250-PIPELINING\r\n250 SIZE 1000\r\n"
                                 "250 Ok\r\n250 Ok\r\n550 5.1.1 no\r\n354 go\r\n250 2.0.0 queued\r\n221 Bye\r\n";
-    std::string body;
-    dot_encode(".hello\r\n", body);
+    const std::string body = ".hello\r\n";
     auto conversation = [&](bool bytewise) {
         client_driver d(default_config());
         d.s.add_message(simple_envelope({"b@x.test", "c@x.test"}), body);
@@ -754,7 +757,7 @@ TEST_CASE("a large body goes out in bounded pieces, unchanged")
     client_driver d(default_config());
     auto env = simple_envelope({"b@x.test"});
     env.size = raw.size();
-    d.s.add_message(env, body);
+    d.s.add_message(env, raw);
     d.run();
     d.reply(greeting_and_ehlo + ehlo_pipelining);
     d.take();
@@ -770,7 +773,7 @@ TEST_CASE("a large body goes out in bounded pieces, unchanged")
 TEST_CASE("read_timeout() follows RFC 5321 4.5.3.2 for the reply awaited")
 {
     client_driver d(default_config());
-    d.s.add_message(simple_envelope({"b@x.test"}), ".\r\n");
+    d.s.add_message(simple_envelope({"b@x.test"}), "");
     d.run();
     CHECK(d.s.read_timeout() == std::chrono::seconds(300)); // greeting
     d.reply(greeting_and_ehlo + "250 mx.test\r\n");
@@ -781,18 +784,25 @@ TEST_CASE("read_timeout() follows RFC 5321 4.5.3.2 for the reply awaited")
     CHECK(d.s.read_timeout() == std::chrono::seconds(600)); // DATA termination
 }
 
-TEST_CASE("a body that is not dot-encoded is never sent: the message is deferred")
+TEST_CASE("with DATA the message is dot-encoded as it goes out: the terminator cannot be forged")
 {
-    for (std::string_view bad : {"", "x\r\n", "x\r\n.\n", "x.\r\n"}) {
-        CAPTURE(bad);
+    struct sample {
+        std::string_view raw;
+        std::string_view wire;
+    };
+    for (const auto& t : {sample{"", ".\r\n"}, sample{"x\r\n", "x\r\n.\r\n"}, sample{"x", "x\r\n.\r\n"},
+                          sample{"x\r\n.\n", "x\r\n..\r\n.\r\n"}, sample{"a\n.\nb\r\n", "a\r\n..\r\nb\r\n.\r\n"},
+                          sample{".\r\n", "..\r\n.\r\n"}}) {
+        CAPTURE(t.raw);
         client_driver d(default_config());
-        d.s.add_message(simple_envelope({"b@x.test"}), bad);
+        d.s.add_message(simple_envelope({"b@x.test"}), t.raw);
         d.run();
-        CHECK(d.reply(greeting_and_ehlo + ehlo_pipelining) == client_event::message_done);
-        CHECK(d.take() == "EHLO client.example\r\n");
-        REQUIRE(d.s.results().size() == 1);
-        CHECK(d.s.results()[0].code == 451);
-        CHECK_FALSE(d.s.failure().any);
+        d.reply(greeting_and_ehlo + ehlo_pipelining);
+        d.take();
+        CHECK(d.reply("250 Ok\r\n250 Ok\r\n354 go\r\n") == client_event::need_reply);
+        CHECK(d.take() == t.wire);
+        CHECK(d.reply("250 Ok\r\n") == client_event::message_done);
+        CHECK(d.s.results()[0].code == 250);
     }
 }
 
@@ -802,7 +812,7 @@ TEST_CASE("control characters in a path cannot inject commands")
     d.run();
     d.reply(greeting_and_ehlo + ehlo_pipelining);
     CHECK(d.take() == "EHLO client.example\r\n");
-    d.s.add_message(simple_envelope({"b@x.test>\r\nRCPT TO:<evil@x.test", "c@x.test"}), ".\r\n");
+    d.s.add_message(simple_envelope({"b@x.test>\r\nRCPT TO:<evil@x.test", "c@x.test"}), "");
     CHECK(d.run() == client_event::need_reply);
     CHECK(d.take() == "MAIL FROM:<alice@example.org>\r\nRCPT TO:<c@x.test>\r\nDATA\r\n");
     CHECK(d.reply("250 Ok\r\n250 Ok\r\n354 go\r\n250 Ok\r\n") == client_event::message_done);
@@ -814,7 +824,7 @@ TEST_CASE("control characters in a path cannot inject commands")
 
     auto env = simple_envelope({"c@x.test"});
     env.sender = "a@x.test>\r\nQUIT";
-    d.s.add_message(env, ".\r\n");
+    d.s.add_message(env, "");
     CHECK(d.run() == client_event::message_done);
     CHECK(d.take().empty());
     CHECK(d.s.results()[0].code == 553);
@@ -828,7 +838,7 @@ TEST_CASE("message_done without a message added means ready, with no results")
     CHECK(d.reply(greeting_and_ehlo + "250 mx.test\r\n") == client_event::message_done);
     CHECK(d.s.results().empty());
     CHECK(d.run() == client_event::message_done);
-    d.s.add_message(simple_envelope({}), ".\r\n");
+    d.s.add_message(simple_envelope({}), "");
     CHECK(d.run() == client_event::message_done); // no recipients: nothing to do
     CHECK(d.s.results().empty());
     CHECK(d.take() == "EHLO client.example\r\n");
@@ -837,11 +847,11 @@ TEST_CASE("message_done without a message added means ready, with no results")
 TEST_CASE("a second add_message() while one is in flight is ignored")
 {
     client_driver d(default_config());
-    d.s.add_message(simple_envelope({"b@x.test"}), ".\r\n");
+    d.s.add_message(simple_envelope({"b@x.test"}), "");
     d.run();
     d.reply(greeting_and_ehlo + ehlo_pipelining);
     d.take();
-    d.s.add_message(simple_envelope({"x@x.test", "y@x.test"}), ".\r\n");
+    d.s.add_message(simple_envelope({"x@x.test", "y@x.test"}), "");
     CHECK(d.reply("250 Ok\r\n250 Ok\r\n354 go\r\n250 Ok\r\n") == client_event::message_done);
     CHECK(d.s.results().size() == 1);
     CHECK(d.take() == ".\r\n");
@@ -860,7 +870,7 @@ TEST_CASE("peer_closed() after QUIT is a clean end, not a failure")
     CHECK_FALSE(d.s.failure().any);
     SUBCASE("and a message added after close is deferred at once")
     {
-        d.s.add_message(simple_envelope({"b@x.test"}), ".\r\n");
+        d.s.add_message(simple_envelope({"b@x.test"}), "");
         CHECK(d.run() == client_event::message_done);
         REQUIRE(d.s.results().size() == 1);
         CHECK(d.s.results()[0].code == 421);
@@ -896,7 +906,7 @@ TEST_CASE("AUTH PLAIN puts exactly base64(NUL user NUL password) on the wire, th
 {
     client_driver d(auth_config(true));
     CHECK(d.s.tls_active()); // implicit TLS: from the first byte
-    d.s.add_message(simple_envelope({"b@x.test", "c@x.test"}), ".\r\n");
+    d.s.add_message(simple_envelope({"b@x.test", "c@x.test"}), "");
     CHECK(d.run() == client_event::need_reply);
     CHECK(d.reply(greeting_and_ehlo + "250-mx.test\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 AUTH LOGIN PLAIN\r\n") ==
           client_event::need_reply);
@@ -934,7 +944,7 @@ TEST_CASE("no AUTH without TLS: nothing secret is sent and the connection fails"
     SUBCASE("STARTTLS not offered")
     {
         client_driver d(auth_config(false));
-        d.s.add_message(simple_envelope({"b@x.test"}), ".\r\n");
+        d.s.add_message(simple_envelope({"b@x.test"}), "");
         d.run();
         CHECK(d.reply(greeting_and_ehlo + "250-mx.test\r\n250 AUTH PLAIN LOGIN\r\n") == client_event::message_done);
         CHECK(d.take() == "EHLO client.example\r\nQUIT\r\n");
@@ -963,7 +973,7 @@ TEST_CASE("credentials PLAIN cannot carry are a configuration failure, sent nowh
     SUBCASE("NUL in the password") { cfg.auth_password = std::string("s3cret\0PW", 9); }
     SUBCASE("a password over 255 octets") { cfg.auth_password = std::string(256, 'p'); }
     client_driver d(cfg);
-    d.s.add_message(simple_envelope({"b@x.test"}), ".\r\n");
+    d.s.add_message(simple_envelope({"b@x.test"}), "");
     d.run();
     CHECK(d.reply(greeting_and_ehlo + "250-mx.test\r\n250 AUTH PLAIN LOGIN\r\n") == client_event::message_done);
     CHECK(d.take() == "EHLO client.example\r\nQUIT\r\n");
@@ -995,7 +1005,7 @@ TEST_CASE("the password appears in no result or failure text, whatever goes wron
     for (const auto& sc : scenarios) {
         CAPTURE(sc.name);
         client_driver d(auth_config(true));
-        d.s.add_message(simple_envelope({"b@x.test", "c@x.test"}), ".\r\n");
+        d.s.add_message(simple_envelope({"b@x.test", "c@x.test"}), "");
         d.run();
         d.reply(greeting_and_ehlo + "250-mx.test\r\n250 AUTH " + std::string(sc.ehlo_auth) + "\r\n");
         for (auto r : sc.replies) {
@@ -1018,7 +1028,7 @@ TEST_CASE("the password appears in no result or failure text, whatever goes wron
         check_no_password(d.s);
         // Later messages on the dead connection inherit the failure text.
         d.run();
-        d.s.add_message(simple_envelope({"late@x.test"}), ".\r\n");
+        d.s.add_message(simple_envelope({"late@x.test"}), "");
         CHECK(d.run() == client_event::message_done);
         check_no_password(d.s);
     }
@@ -1027,7 +1037,7 @@ TEST_CASE("the password appears in no result or failure text, whatever goes wron
 TEST_CASE("after AUTH the peer's echo of the password in a transaction reply is scrubbed too")
 {
     client_driver d(auth_config(true));
-    d.s.add_message(simple_envelope({"b@x.test"}), ".\r\n");
+    d.s.add_message(simple_envelope({"b@x.test"}), "");
     d.run();
     d.reply(greeting_and_ehlo + "250-mx.test\r\n250 AUTH PLAIN\r\n");
     d.reply("235 ok\r\n");
@@ -1036,6 +1046,186 @@ TEST_CASE("after AUTH the peer's echo of the password in a transaction reply is 
     REQUIRE(d.s.results().size() == 1);
     CHECK(d.s.results()[0].text == "user alice (password ***) may not send");
     check_no_password(d.s);
+}
+
+// ---------------------------------------------------------------------------
+// BDAT (RFC 3030) and LMTP (RFC 2033): what transcripts cannot show well
+// (many chunks, octets that are not text).
+// ---------------------------------------------------------------------------
+
+namespace {
+
+const std::string ehlo_chunking = "250-mx.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 CHUNKING\r\n";
+
+// The BDAT commands in what the client wrote, with their sizes, and the
+// octets that followed them, concatenated.
+struct chunks {
+    std::vector<std::string> commands;
+    std::string data;
+};
+
+chunks split_chunks(std::string_view written)
+{
+    chunks c;
+    for (auto at = written.find("BDAT "); at != std::string_view::npos; at = written.find("BDAT ")) {
+        written.remove_prefix(at);
+        auto eol = written.find("\r\n");
+        auto cmd = std::string(written.substr(0, eol));
+        auto n = std::stoul(cmd.substr(5));
+        c.commands.push_back(cmd);
+        c.data.append(written.substr(eol + 2, n));
+        written.remove_prefix(eol + 2 + n);
+    }
+    return c;
+}
+
+std::string big_message()
+{
+    std::string raw;
+    for (int i = 0; i < 6000; ++i)
+        raw += (i % 5 == 0 ? ".line " : "line ") + std::to_string(i) + "\n"; // bare LF, leading dots
+    return raw;
+}
+
+} // namespace
+
+TEST_CASE("BDAT sends a large message unchanged in chunks of at most 64 KiB, pipelined within a window")
+{
+    std::string raw;
+    for (int i = 0; i < 6; ++i)
+        raw += big_message();
+    REQUIRE(raw.size() > 5 * 64 * 1024);
+    client_driver d(default_config());
+    auto env = simple_envelope({"b@x.test", "c@x.test"});
+    env.size = raw.size();
+    d.s.add_message(env, raw);
+    d.run();
+    CHECK(d.reply(greeting_and_ehlo + ehlo_chunking) == client_event::need_reply);
+    // Commands and the first chunks went out before any reply: at most four
+    // chunks ahead of their replies.
+    std::string all = d.take();
+    CHECK(all.starts_with("EHLO client.example\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<b@x.test>\r\n"
+                          "RCPT TO:<c@x.test>\r\nBDAT 65536\r\n"));
+    auto first = split_chunks(all);
+    CHECK(first.commands.size() == 4);
+    CHECK(d.largest_write <= 64 * 1024 + 128);
+    CHECK(d.reply("250 Ok\r\n250 Ok\r\n250 Ok\r\n") == client_event::need_reply);
+    CHECK(d.take().empty()); // the window is full
+    CHECK(d.reply("250 Ok\r\n") == client_event::need_reply);
+    all += d.written;
+    CHECK(split_chunks(d.take()).commands.size() == 1); // one more chunk per chunk answered
+    for (int i = 0; i < 8; ++i) {
+        if (d.last != client_event::need_reply)
+            break;
+        d.reply("250 Ok\r\n");
+        all += d.take();
+    }
+    CHECK(d.last == client_event::message_done);
+    auto c = split_chunks(all);
+    CHECK(c.data == raw); // no dot-stuffing, bare LFs as they are
+    REQUIRE(c.commands.size() == (raw.size() + 65535) / 65536);
+    for (std::size_t i = 0; i + 1 < c.commands.size(); ++i)
+        CHECK(c.commands[i] == "BDAT 65536");
+    CHECK(c.commands.back() == "BDAT " + std::to_string(raw.size() % 65536) + " LAST");
+    CHECK(d.largest_write <= 64 * 1024 + 128);
+    REQUIRE(d.s.results().size() == 2);
+    CHECK(d.s.results()[0].code == 250);
+    CHECK(d.s.results()[1].code == 250);
+    CHECK(d.s.messages() == 1);
+}
+
+TEST_CASE("a refused chunk stops the chunks and is the result of every accepted recipient")
+{
+    const auto raw = big_message() + big_message() + big_message() + big_message() + big_message();
+    SUBCASE("pipelined: the replies to chunks already sent are read and ignored")
+    {
+        client_driver d(default_config());
+        d.s.add_message(simple_envelope({"b@x.test", "c@x.test"}), raw);
+        d.run();
+        d.reply(greeting_and_ehlo + ehlo_chunking);
+        d.take();
+        CHECK(d.reply("250 Ok\r\n250 Ok\r\n550 5.1.1 no c\r\n452 4.3.1 out of space\r\n") ==
+              client_event::need_reply);
+        CHECK(d.take().empty()); // no chunk after the refusal
+        CHECK(d.reply("503 5.5.1 bad sequence\r\n503 5.5.1 bad sequence\r\n") == client_event::need_reply);
+        CHECK(d.reply("503 5.5.1 bad sequence\r\n") == client_event::message_done);
+        REQUIRE(d.s.results().size() == 2);
+        CHECK(format_result(d.s.results()[0]) == "452 4.3.1 out of space");
+        CHECK(format_result(d.s.results()[1]) == "550 5.1.1 no c");
+        // The transaction may be open at the server: RSET first.
+        d.s.add_message(simple_envelope({"b@x.test"}), "x\r\n");
+        d.run();
+        CHECK(d.take().starts_with("RSET\r\nMAIL FROM:<alice@example.org>\r\n"));
+    }
+    SUBCASE("lock-step: the next chunk waits for the reply to this one")
+    {
+        client_driver d(default_config());
+        d.s.add_message(simple_envelope({"b@x.test"}), raw);
+        d.run();
+        d.reply(greeting_and_ehlo + "250-mx.test\r\n250 CHUNKING\r\n");
+        CHECK(d.take() == "EHLO client.example\r\nMAIL FROM:<alice@example.org>\r\n");
+        CHECK(d.reply("250 Ok\r\n") == client_event::need_reply);
+        CHECK(d.take() == "RCPT TO:<b@x.test>\r\n");
+        CHECK(d.reply("250 Ok\r\n") == client_event::need_reply);
+        CHECK(split_chunks(d.take()).commands == std::vector<std::string>{"BDAT 65536"});
+        CHECK(d.reply("250 Ok\r\n") == client_event::need_reply);
+        CHECK(split_chunks(d.take()).commands == std::vector<std::string>{"BDAT 65536"});
+        CHECK(d.reply("554 5.3.4 message too big\r\n") == client_event::message_done);
+        CHECK(d.take().empty());
+        CHECK(format_result(d.s.results()[0]) == "554 5.3.4 message too big");
+    }
+}
+
+TEST_CASE("BINARYMIME octets go with BDAT as they are; an empty message is BDAT 0 LAST")
+{
+    const std::string binary("\0\r\x01\n\r\n\xff.\r\n.", 11);
+    client_driver d(default_config());
+    auto env = simple_envelope({"b@x.test"});
+    env.binary = true;
+    env.eight_bit = true;
+    d.s.add_message(env, binary);
+    d.run();
+    d.reply(greeting_and_ehlo + "250-mx.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 BINARYMIME\r\n");
+    CHECK(d.take() == "EHLO client.example\r\nMAIL FROM:<alice@example.org> BODY=BINARYMIME\r\nRCPT TO:<b@x.test>\r\n"
+                      "BDAT 11 LAST\r\n" + binary);
+    CHECK(d.reply("250 Ok\r\n250 Ok\r\n250 Ok\r\n") == client_event::message_done);
+    CHECK(d.s.results()[0].code == 250);
+    d.s.add_message(simple_envelope({"b@x.test"}), "");
+    d.run();
+    CHECK(d.take() == "MAIL FROM:<alice@example.org>\r\nRCPT TO:<b@x.test>\r\nBDAT 0 LAST\r\n");
+    CHECK(d.s.read_timeout() == std::chrono::seconds(300)); // MAIL
+    d.reply("250 Ok\r\n250 Ok\r\n");
+    CHECK(d.s.read_timeout() == std::chrono::seconds(600)); // BDAT LAST: as the final dot
+    CHECK(d.reply("250 Ok\r\n") == client_event::message_done);
+    CHECK(d.s.messages() == 2);
+}
+
+TEST_CASE("LMTP: a 354 with no recipient accepted is out of step, since LMTP refuses DATA then")
+{
+    auto cfg = default_config();
+    cfg.lmtp = true;
+    client_driver d(cfg);
+    d.s.add_message(simple_envelope({"b@x.test"}), "x\r\n");
+    d.run();
+    CHECK(d.reply("220 lmtp.test\r\n250-lmtp.test\r\n250 PIPELINING\r\n") == client_event::need_reply);
+    CHECK(d.take() == "LHLO client.example\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n");
+    CHECK(d.reply("250 Ok\r\n550 5.1.1 unknown\r\n354 go\r\n") == client_event::message_done);
+    CHECK(format_result(d.s.results()[0]) == "550 5.1.1 unknown");
+    CHECK(d.s.failure().any);
+    CHECK(d.s.failure().text.starts_with("protocol error: "));
+    CHECK(d.run() == client_event::closed);
+}
+
+TEST_CASE("LMTP: AUTH credentials and required TLS are not used")
+{
+    auto cfg = auth_config(false);
+    cfg.lmtp = true;
+    cfg.require_tls = true;
+    client_driver d(cfg);
+    d.s.add_message(simple_envelope({"b@x.test"}), "x\r\n");
+    d.run();
+    CHECK(d.reply("220 lmtp.test\r\n250-lmtp.test\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n") == client_event::need_reply);
+    CHECK(d.take() == "LHLO client.example\r\nMAIL FROM:<alice@example.org>\r\n");
 }
 
 } // TEST_SUITE

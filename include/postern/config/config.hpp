@@ -114,6 +114,18 @@ struct relay_settings {
     std::string password_file; // file whose first line is the password
 };
 
+// Local delivery over LMTP (RFC 2033) instead of Maildir: top-level
+// "delivery": {"lmtp": "unix:/run/dovecot/lmtp" | "host:port", "domains": [...]}.
+struct delivery_settings {
+    std::string lmtp;          // as written; empty: every local domain delivers to Maildir
+    std::string lmtp_socket;   // parsed from "unix:PATH": the socket path ("" for TCP)
+    std::string lmtp_host;     // parsed from "HOST:PORT" (a domain name or an IP literal)
+    std::uint16_t lmtp_port = 0;
+    // The local domains delivered over LMTP, lower-case; "domains" absent
+    // (or null) in the file: every local domain. Empty when lmtp is.
+    std::vector<std::string> domains;
+};
+
 struct settings {
     std::string source;   // the file read, or "<embedded default>"
     std::string hostname; // used in the greeting, Received: and Maildir names
@@ -123,6 +135,10 @@ struct settings {
     std::vector<std::string> local_domains;                       // lower-case, unique
     std::vector<user> users;
     std::map<std::string, std::vector<std::string>> aliases;     // key lower-cased address
+    // Plus-addressing (Postfix's recipient_delimiter): alice+tag@ reaches
+    // alice@ when alice+tag@ is neither a user nor an alias. Each character
+    // is a delimiter; "" turns extensions off. ASCII, no @ % ! or spaces.
+    std::string recipient_delimiter = "+";
     limits lim;
     log_level log = log_level::info;
     // Clients in these networks may relay without AUTH ("192.0.2.0/24",
@@ -133,6 +149,7 @@ struct settings {
     queue_settings queue;
     remote_settings remote;
     relay_settings relay;
+    delivery_settings delivery;
     tls_settings tls;
     auth_settings auth;
 };

@@ -41,6 +41,8 @@ namespace postern::delivery {
 
 // RFC 3464 2.3.3.
 enum class dsn_action { failed, delayed, delivered, relayed, expanded };
+// Its name in an Action: field ("failed", "delayed", …).
+std::string_view action_name(dsn_action a);
 
 struct dsn_recipient {
     // The address as accepted ("user@example.net"); written as "rfc822; addr",

@@ -4,7 +4,11 @@
 // per distinct mailbox (Return-Path:, Delivered-To:, then the message as
 // queued), make the batch durable, and only then mark the recipient done
 // (DESIGN promise 2). Remote targets reached through aliases become new
-// recipients of the entry, left pending for the remote agent.
+// recipients of the entry, left pending for the remote agent; so do the
+// mailboxes of lmtp_domains (config delivery.lmtp), by their mailbox address
+// local@domain, for the LMTP agent (a recipient that is already that
+// address simply stays pending). Alias targets that reach no mailbox become
+// bounced recipients (5.1.1), so the sender hears of them.
 // Thread: blocking; the delivery thread only.
 #pragma once
 
@@ -30,7 +34,7 @@ struct job {
 class local_agent {
 public:
     local_agent(std::string mail_root, std::string hostname, const route::table& routes,
-                scheduler::retry_policy retry);
+                scheduler::retry_policy retry, std::set<std::string> lmtp_domains = {});
 
     void deliver(std::span<job> jobs, util::time_point now);
 
@@ -39,6 +43,7 @@ private:
     std::string hostname_;
     const route::table& routes_;
     scheduler::retry_policy retry_;
+    std::set<std::string> lmtp_domains_; // delivered by the LMTP agent, not here
     std::set<std::string> known_dirs_; // Maildirs created or seen (delivery thread only)
 };
 

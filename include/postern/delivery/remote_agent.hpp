@@ -35,7 +35,10 @@ struct remote_job {
     bool eight_bit = false;
     bool binary = false; // BODY=BINARYMIME: only a peer with CHUNKING and BINARYMIME takes it
     std::uint64_t size = 0;
-    std::shared_ptr<const std::string> body; // dot-encoded, ends in ".\r\n"
+    // The message as queued (not dot-encoded: the client encodes it as it
+    // goes out for DATA, or sends it as is with BDAT), shared by the jobs of
+    // one message.
+    std::shared_ptr<const std::string> body;
     // DSN (RFC 3461) parameters passed on to a peer that offers DSN: MAIL's
     // ("RET=HDRS", "ENVID=<xtext>") and one string per recipient ("NOTIFY=…
     // ORCPT=…", "" for none), as smtp::envelope_out takes them.
@@ -48,6 +51,14 @@ struct remote_outcome {
     std::vector<std::string> recipients;
     std::vector<smtp::rcpt_result> results; // one per recipient, same order
     std::string remote_mta;                 // the host that gave the answers, if any
+    // relay= of the delivery log line when not remote_mta ("lmtp:<spec>":
+    // no DNS name for a DSN's Remote-MTA).
+    std::string relay;
+    // DSN (RFC 3461): the peer offered DSN, so NOTIFY went on with the
+    // message and success notices are its business (5.2.2); otherwise a
+    // 2xx is "relayed" — or "delivered" for a final delivery (LMTP, 5.2.3).
+    bool peer_dsn = false;
+    bool final_delivery = false;
 };
 
 class remote_agent {

@@ -4,7 +4,11 @@
 // state:
 //  - local recipients through the local agent (Maildir), in batches;
 //  - remote recipients handed to the remote agent (grouped per domain, the
-//    message dot-encoded once), their outcomes applied when they come back;
+//    message shared by the jobs, not copied), their outcomes applied when
+//    they come back;
+//  - recipients in LMTP domains (config delivery.lmtp; local_agent leaves
+//    them pending, aliases expanded to mailbox addresses) handed to the LMTP
+//    agent, one job per message, their outcomes applied as remote ones;
 //  - deferred recipients retried on the backoff schedule; past give_up they
 //    fail (4.4.7); after delay_warning one "delayed" DSN goes to the sender;
 //  - recipients that fail get a DSN (RFC 3464) to the sender, queued like
@@ -21,12 +25,14 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "postern/delivery/bounce.hpp"
+#include "postern/delivery/lmtp_agent.hpp"
 #include "postern/delivery/local_agent.hpp"
 #include "postern/delivery/remote_agent.hpp"
 #include "postern/queue/store.hpp"
@@ -40,6 +46,7 @@ struct runner_options {
     std::chrono::seconds delay_warning{0}; // 0: no delay warnings
     std::string hostname = "localhost";    // Reporting-MTA of DSNs
     remote_agent* remote = nullptr;        // null: remote recipients wait
+    lmtp_agent* lmtp = nullptr;            // null: no LMTP delivery (local_agent has no lmtp_domains)
     std::size_t max_batch = 256;
 };
 
@@ -54,7 +61,7 @@ public:
 
     void start();
     void notify(std::vector<std::string> ids);
-    // A remote delivery finished (called by the remote agent on its thread).
+    // A remote (or LMTP) delivery finished (called by the agent on its thread).
     void remote_done(remote_outcome o);
     // A queue command from the control socket (`postern queue ...`), as one
     // JSON object {"cmd": "list|show|flush|delete|hold|release", "id": "..."};
@@ -69,9 +76,14 @@ private:
     void run();
     void process(std::vector<std::string> ids, bool recovered);
     void apply(remote_outcome o);
-    void dispatch_remote(const queue::entry& e, const std::string& message, util::time_point now);
+    void dispatch_remote(const queue::entry& e, const std::shared_ptr<const std::string>& message,
+                         util::time_point now);
+    void dispatch_lmtp(const queue::entry& e, const std::shared_ptr<const std::string>& message,
+                       util::time_point now);
+    // success: the notice owed for recipients that reached done in this pass
+    // and asked for one (NOTIFY=SUCCESS); nullopt when the next hop owns it.
     void finish(queue::entry& e, const std::string& message, const snapshot& before, bool changed,
-                util::time_point now);
+                std::optional<dsn_action> success, util::time_point now);
     void send_dsn(const queue::entry& e, const std::string& message,
                   std::vector<dsn_recipient> rs, util::time_point now);
     bool in_flight(const std::string& id, const std::string& address) const;

@@ -1,10 +1,12 @@
 // smtp/client_session.hpp — the SMTP client protocol (the relay side) as a
 // pure state machine, the mirror of server_session (RFC 5321; PIPELINING
 // 2920, SIZE 1870, 8BITMIME 6152, STARTTLS 3207, ENHANCEDSTATUSCODES 2034,
-// SMTPUTF8 6531, AUTH 4954 with PLAIN 4616 and LOGIN).
+// SMTPUTF8 6531, AUTH 4954 with PLAIN 4616 and LOGIN, CHUNKING and
+// BINARYMIME 3030), and LMTP (RFC 2033) for delivery to a local LMTP server.
 //
 // Sans-I/O (DESIGN "The protocol core is sans-I/O"): no sockets, files,
-// clocks or TLS inside. The shell (delivery::remote_agent) connects, then:
+// clocks or TLS inside. The shell (delivery::remote_agent, delivery::lmtp_agent)
+// connects, then:
 //   client_session s(cfg);
 //   s.add_message(env, body);                  // optional before the first next()
 //   for (;;) switch (s.next()) {
@@ -25,7 +27,16 @@
 //    failure() is already set at that message_done;
 //  - message_done with no message added means "ready": add_message() or quit();
 //  - a recipient's 250 to RCPT is provisional: its result is the reply to
-//    the end of data (RFC 5321 3.3);
+//    the end of data (RFC 5321 3.3); with LMTP, each accepted recipient's
+//    own reply after the end of data, in RCPT order (RFC 2033 4.2);
+//  - the message goes with BDAT (RFC 3030) when the peer offers CHUNKING
+//    (SMTP only): chunks of at most 64 KiB, pipelined when PIPELINING is
+//    offered, no dot-stuffing; a 4xx/5xx to a chunk is the result of every
+//    accepted recipient and no further chunk is sent. A BINARYMIME message
+//    goes only to a peer offering CHUNKING and BINARYMIME; otherwise every
+//    recipient fails 554 5.6.3 (no conversion: RFC 3030 3, RFC 3463 5.6.3);
+//  - LMTP: LHLO instead of EHLO, no HELO fallback, no STARTTLS, no AUTH, DATA
+//    only (RFC 2033 defines the per-recipient replies for DATA alone);
 //  - after STARTTLS everything buffered from the peer is discarded and all
 //    knowledge of it forgotten; EHLO is sent again (RFC 3207 4.2, CVE-2011-0411);
 //  - AUTH (client_config::auth_username set) follows the final EHLO and
@@ -39,10 +50,11 @@
 //  - bounded: one reply at most 512 octets a line, 100 lines, 64 KiB
 //    (reply_parser); unread input at most 256 KiB; the body goes out in
 //    pieces of at most 64 KiB, so output() never holds a whole message.
-// The body is borrowed: add_message() keeps a view of the dot-encoded body,
-// and the shell keeps that buffer alive until the message's message_done
-// (the one exception to "no string_view members", to avoid a copy of every
-// outgoing message).
+// The body is borrowed: add_message() keeps a view of the message as queued
+// (raw octets: one buffer serves DATA, dot-encoded piece by piece as it goes
+// out, and BDAT, sent as is), and the shell keeps that buffer alive until the
+// message's message_done (the one exception to "no string_view members", to
+// avoid a copy of every outgoing message).
 // Thread: one session belongs to one coroutine.
 #pragma once
 
@@ -53,6 +65,7 @@
 #include <string_view>
 #include <vector>
 
+#include "postern/smtp/dot_encoder.hpp"
 #include "postern/smtp/reply_parser.hpp"
 
 namespace postern::smtp {
@@ -71,6 +84,9 @@ struct client_config {
     // username means no AUTH. Never logged.
     std::string auth_username;
     std::string auth_password;
+    // Speak LMTP (RFC 2033): LHLO, and one reply per accepted recipient
+    // after the end of data. STARTTLS and AUTH are not used.
+    bool lmtp = false;
 };
 
 struct envelope_out {
@@ -78,6 +94,7 @@ struct envelope_out {
     std::vector<std::string> recipients;
     bool smtputf8 = false;  // needs SMTPUTF8 (UTF-8 addresses or headers)
     bool eight_bit = false; // the body has octets >= 0x80 (BODY=8BITMIME)
+    bool binary = false;    // BODY=BINARYMIME (RFC 3030 3): sent only with BDAT
     std::uint64_t size = 0; // message octets, declared as SIZE= when offered
     // Extra MAIL FROM parameters, each "KEYWORD[=value]" (DSN RET=, ENVID=).
     std::vector<std::string> mail_params;
@@ -136,9 +153,9 @@ public:
     // Bytes to write; the shell clears it after writing.
     std::string& output() noexcept { return out_; }
 
-    // Before the first next(), or at message_done. body: the message after
-    // dot_encode(), ending in ".\r\n"; kept alive until message_done.
-    void add_message(envelope_out env, std::string_view dot_encoded_body);
+    // Before the first next(), or at message_done. message: as queued (CRLF
+    // line ends, not dot-encoded); kept alive until message_done.
+    void add_message(envelope_out env, std::string_view message);
     void quit();
     void tls_started(bool ok);
 
@@ -153,6 +170,8 @@ public:
     std::uint32_t messages() const noexcept { return messages_; }
     // The peer answered 235 to our AUTH (RFC 4954 4).
     bool authenticated() const noexcept { return authenticated_; }
+    // The last transaction started went with BDAT (RFC 3030), not DATA.
+    bool chunking_used() const noexcept { return bdat_; }
 
 private:
     enum class state {
@@ -169,10 +188,11 @@ private:
         quitting,      // QUIT sent; any reply or EOF ends it
         closed,
     };
-    enum class step_kind { rset, mail, rcpt, data };
+    enum class step_kind { rset, mail, rcpt, data, bdat };
     struct step {
         step_kind kind;
-        std::size_t rcpt; // for step_kind::rcpt
+        std::size_t rcpt;  // for step_kind::rcpt
+        bool last = false; // for step_kind::bdat: BDAT ... LAST
     };
     enum class rcpt_state { none, accepted, final };
     // Where the AUTH exchange is: what the last line we sent was.
@@ -203,6 +223,10 @@ private:
     void send_next_lockstep();
     void finish_message(bool final_seen);
     void send_body_piece();
+    bool may_send_chunk() const noexcept;
+    void send_chunk();
+    void handle_chunk_reply(const step& s, const reply& r);
+    void transaction_progress();
     void connection_ended(std::string_view why);
     void fail(int code, std::string_view enhanced, std::string text, bool send_quit);
     void fail_with(const reply& r, std::string_view what, bool send_quit);
@@ -232,7 +256,8 @@ private:
     bool report_done_ = false;   // message_done owed before closed
     envelope_out env_;
     std::string_view body_;      // borrowed, see the header comment
-    std::size_t body_pos_ = 0;
+    std::size_t body_pos_ = 0;   // octets of body_ sent
+    dot_encoder dot_;            // DATA: the body is dot-encoded as it goes out
     std::vector<rcpt_result> results_;
     std::vector<rcpt_state> rcpt_states_;
     std::vector<step> plan_;
@@ -245,6 +270,17 @@ private:
     bool discard_final_ = false; // only "." was sent (RFC 2920 3.1)
     bool need_rset_ = false;
     std::uint32_t messages_ = 0;
+    // BDAT (RFC 3030): this transaction's chunks.
+    bool bdat_ = false;
+    std::size_t command_steps_ = 0;   // plan_ steps before the first chunk
+    std::size_t chunks_sent_ = 0;
+    std::size_t chunks_answered_ = 0;
+    bool last_sent_ = false;          // BDAT ... LAST is out
+    bool chunk_failed_ = false;       // a chunk got 4xx/5xx: send no more (RFC 3030 2)
+    // LMTP (RFC 2033 4.2): accepted recipients in RCPT order, and how many
+    // of them have their reply to the end of data.
+    std::vector<std::size_t> lmtp_order_;
+    std::size_t lmtp_answered_ = 0;
 };
 
 } // namespace postern::smtp
