@@ -366,6 +366,35 @@ TEST_CASE("NOTIFY decides which reports the sender gets (RFC 3461 4.1)")
     }
 }
 
+TEST_CASE("a delay notice goes only to recipients that asked for DELAY or gave no NOTIFY (RFC 3461 4.1)")
+{
+    fixture f;
+    delivery::runner_options opt;
+    opt.delay_warning = std::chrono::seconds(5); // the entry is 10 s old
+    opt.hostname = std::string(hostname);
+    delivery::runner run{f.store, f.agent, f.clock, opt}; // no remote agent: remote recipients wait
+    auto rcpt = [](std::string a, std::uint8_t notify) {
+        queue::recipient r;
+        r.address = std::move(a);
+        r.notify = notify;
+        return r;
+    };
+    f.commit_dsn("0000000000000e01", {rcpt("a@remote.test", mail::notify::delay),
+                                      rcpt("b@remote.test", 0),
+                                      rcpt("c@remote.test", mail::notify::failure),
+                                      rcpt("d@remote.test", mail::notify::never)});
+    run.start();
+    REQUIRE(eventually([&] { return f.reports().size() == 1; }));
+    auto done = std::async(std::launch::async, [&run] { run.stop(); });
+    REQUIRE(done.wait_for(5s) == std::future_status::ready);
+    auto r = f.reports().at(0);
+    CHECK(r.find("Action: delayed") != std::string::npos);
+    CHECK(r.find("Final-Recipient: rfc822; a@remote.test") != std::string::npos);
+    CHECK(r.find("Final-Recipient: rfc822; b@remote.test") != std::string::npos);
+    CHECK(r.find("c@remote.test") == std::string::npos);
+    CHECK(r.find("d@remote.test") == std::string::npos);
+}
+
 TEST_CASE("stop() returns whether or not the runner was started")
 {
     fixture f;

@@ -192,3 +192,41 @@ def test_bad_dsn_parameters_get_501(server):
         assert s.rcpt("alice@example.test", ["ORCPT=alice@example.test"])[0] == 501
         assert s.rcpt("alice@example.test", ["NOTIFY=DELAY"])[0] == 250
         s.rset()
+
+
+def test_dsn_parameters_go_on_to_a_next_hop_that_offers_dsn(relay_env):
+    """postern A relays to postern B, which offers DSN: RET, ENVID, NOTIFY and
+    ORCPT go on with the message (RFC 3461 5.2.1), so A sends no "relayed"
+    notice; B delivers and sends the "delivered" report, which reaches the
+    sender at A with A's original ENVID and ORCPT."""
+    import json
+    d = relay_env.dns
+    d.mx("b.test", (10, "mx.b.test"))
+    d.a("mx.b.test", "127.0.0.5")
+    d.mx("example.test", (10, "mx.example.test"))
+    d.a("mx.example.test", "127.0.0.6")
+    b = relay_env.postern(start=False, name="postern-b", hostname="mx.b.test", local_domains=["b.test"],
+                          users=[], aliases={})
+    b.config["listeners"] = [{"address": f"127.0.0.1:{b.port}", "mode": "smtp"},
+                             {"address": f"127.0.0.5:{relay_env.port}", "mode": "smtp"}]
+    b.config_path.write_text(json.dumps(b.config, indent=2))
+    b.start()
+    a = relay_env.postern(start=False, name="postern-a")
+    a.config["listeners"] = [{"address": f"127.0.0.1:{a.port}", "mode": "smtp"},
+                             {"address": f"127.0.0.6:{relay_env.port}", "mode": "smtp"}]
+    a.config_path.write_text(json.dumps(a.config, indent=2))
+    a.start()
+    with a.smtplib() as s:
+        s.sendmail(SENDER, ["bea@b.test"], make_message("dsn passed on"),
+                   mail_options=["RET=HDRS", "ENVID=id+2B7"],
+                   rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;Bea+40B.test"])
+    wait_for_files(b.new("bea@b.test"), 1)
+    (dsn,) = wait_dsns(a, SENDER, 1)
+    assert "mx.b.test" in dsn["per_message"]["reporting-mta"], dsn["per_message"]
+    assert dsn["per_message"]["original-envelope-id"] == "id+7"
+    (r,) = dsn["recipients"]
+    assert r["action"] == "delivered", r
+    assert r["original-recipient"].replace(" ", "") == "rfc822;Bea@B.test", r
+    a.wait_queue_empty()
+    b.wait_queue_empty()
+    assert not a.log_events("dsn"), a.log_events("dsn")  # A owed no notice of its own
