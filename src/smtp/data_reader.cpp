@@ -29,6 +29,19 @@ void data_reader::count_line(std::size_t n)
         long_line_ = true;
 }
 
+void data_reader::end_chunks()
+{
+    if (framing_ == framing::chunks) {
+        if (state_ == state::cr) {
+            bare_cr_ = true;
+            emit("\r");
+        } else if (state_ == state::mid) {
+            emit("\r\n");
+        }
+    }
+    state_ = state::done;
+}
+
 std::size_t data_reader::consume(std::string_view in)
 {
     if (framing_ == framing::binary) {

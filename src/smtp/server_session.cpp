@@ -948,6 +948,7 @@ void server_session::end_of_chunk()
         reply(250, "2.0.0", std::to_string(chunk_size_) + " octets received");
         return;
     }
+    data_.end_chunks();
     if (data_.ok()) {
         state_ = state::commit_wait;
         return;

@@ -1063,7 +1063,8 @@ TEST_CASE("delivery.lmtp names a unix socket or a host and port, for all or some
     {
         for (auto [spec, host, port] : {std::tuple{"127.0.0.1:24", "127.0.0.1", 24}, std::tuple{"[::1]:2424", "::1", 2424},
                  std::tuple{"lmtp.example.test:24", "lmtp.example.test", 24}}) {
-            CAPTURE(spec);
+            const std::string spec_text = spec; // clang 14: no structured bindings in CAPTURE
+            CAPTURE(spec_text);
             auto s = parse(delivery(R"({"lmtp": ")" + std::string(spec) + R"(", "domains": ["OTHER.test"]})"), src);
             CHECK(s.delivery.lmtp == spec);
             CHECK(s.delivery.lmtp_socket.empty());

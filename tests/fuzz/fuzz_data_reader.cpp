@@ -7,7 +7,10 @@
 //    octets end in <CRLF>.<CRLF> (or are ".<CRLF>" alone);
 //  - the body stays within the limit; an ok() body has CRLF line ends only;
 //  - dot_encode() of any message (bare CR/LF sent as CRLF) read back by a
-//    data_reader gives the message, with normalised line ends, exactly.
+//    data_reader gives the message, with normalised line ends, exactly;
+//  - BDAT framings (RFC 3030) use every byte in any split; binary keeps the
+//    input exactly; text chunks keep it exactly when ok(), and flag a bare
+//    CR or LF exactly when the input has one.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -149,5 +152,44 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     POSTERN_FUZZ_CHECK(back.line_too_long() == has_long_line(expected), "long-line flag disagrees");
     if (!back.line_too_long())
         POSTERN_FUZZ_CHECK(back.body() == expected, "round trip changed the message");
+
+    // BDAT chunks: no unstuffing, no end marker, the split never matters.
+    for (auto f : {smtp::framing::chunks, smtp::framing::binary}) {
+        smtp::data_reader one(limit, f), pieces(limit, f);
+        POSTERN_FUZZ_CHECK(one.consume(in) == in.size(), "a chunk not used whole");
+        for (std::size_t pos = 0; pos < in.size();) {
+            const auto piece = in.substr(pos, fuzz::chunk_length(rng, in.size() - pos));
+            POSTERN_FUZZ_CHECK(pieces.consume(piece) == piece.size(), "a chunk piece not used whole");
+            pos += piece.size();
+        }
+        POSTERN_FUZZ_CHECK(!one.done() && !pieces.done(), "a chunk framing ended by itself");
+        // (a text CR at the very end waits for its LF: not counted yet)
+        const auto pending_cr = f == smtp::framing::chunks && !in.empty() && in.back() == '\r' ? 1U : 0U;
+        POSTERN_FUZZ_CHECK(one.size() + pending_cr == in.size() && pieces.size() + pending_cr == in.size(),
+                           "chunk octets miscounted");
+        POSTERN_FUZZ_CHECK(one.ok() == pieces.ok() && one.bare_cr() == pieces.bare_cr() &&
+                               one.bare_lf() == pieces.bare_lf() && one.too_big() == pieces.too_big(),
+                           "chunk flags depend on the split");
+        POSTERN_FUZZ_CHECK(one.too_big() == (one.size() > limit), "chunk size limit");
+        if (one.ok()) {
+            const auto kept = in.substr(0, in.size() - pending_cr);
+            POSTERN_FUZZ_CHECK(one.body() == kept && pieces.body() == kept, "chunk content changed");
+            if (f == smtp::framing::chunks)
+                // (a CR at the very end may still be followed by its LF)
+                POSTERN_FUZZ_CHECK(fuzz::crlf_only(in) ||
+                                       (in.back() == '\r' && fuzz::crlf_only(std::string(in) + "\n")),
+                                   "bare CR or LF in accepted text chunks");
+        }
+        if (f == smtp::framing::binary)
+            POSTERN_FUZZ_CHECK(!one.bare_cr() && !one.bare_lf() && !one.line_too_long(), "binary content flagged");
+        // LAST: a text message ends in CRLF (or is refused); binary stays as it is.
+        one.end_chunks();
+        POSTERN_FUZZ_CHECK(one.done(), "not done after end_chunks");
+        if (one.ok() && f == smtp::framing::chunks)
+            POSTERN_FUZZ_CHECK(fuzz::crlf_only(one.body()) && (one.body().empty() || fuzz::ends_with_crlf(one.body())),
+                               "a text message that does not end in CRLF");
+        if (one.ok() && f == smtp::framing::binary)
+            POSTERN_FUZZ_CHECK(one.body() == in, "binary content changed at the end");
+    }
     return 0;
 }

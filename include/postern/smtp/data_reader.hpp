@@ -37,6 +37,12 @@ public:
     // With chunks and binary framing every byte is used and done() stays false.
     std::size_t consume(std::string_view in);
 
+    // BDAT LAST (RFC 3030): the chunks are over. Text chunks: a CR still
+    // waiting for its LF is a bare CR, and a last line without CRLF is ended
+    // with one (as Postfix, which stores lines, ends it), so a text message
+    // always ends in CRLF. Binary content is kept as it came. done() after.
+    void end_chunks();
+
     bool done() const noexcept { return state_ == state::done; }
     bool bare_cr() const noexcept { return bare_cr_; }
     bool bare_lf() const noexcept { return bare_lf_; }
