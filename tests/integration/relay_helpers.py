@@ -401,6 +401,19 @@ class RelayEnv:
     def postern(self, start=True, name=None, **extra):
         return self.make_server(self.overrides(**extra), start=start, name=name)
 
+    def postern_mx(self, domain, host, name, start=True, **extra):
+        """A postern that is the MX of domain: DNS names mx.<domain> at host,
+        where it listens on the remote port, besides 127.0.0.1:srv.port (for
+        wait_ready and the tests' clients); otherwise as postern()."""
+        import json
+        self.dns.mx(domain, (10, f"mx.{domain}"))
+        self.dns.a(f"mx.{domain}", host)
+        srv = self.postern(start=False, name=name, **extra)
+        srv.config["listeners"] = [{"address": f"127.0.0.1:{srv.port}", "mode": "smtp"},
+                                   {"address": f"{host}:{self.port}", "mode": "smtp"}]
+        srv.config_path.write_text(json.dumps(srv.config, indent=2))
+        return srv.start() if start else srv
+
     def stop(self):
         for s in self.sinks:
             s.stop()

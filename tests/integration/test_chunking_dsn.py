@@ -2,11 +2,8 @@
 binary: raw-socket BDAT dialogues, smtplib with mail_options/rcpt_options,
 and the reports parsed with Python's email package."""
 
-import smtplib
-
 from conftest import RawSMTP, make_message, queue_id_of, split_delivered, wait_for_files
-from relay_helpers import (SENDER, dns, log_events_with, parse_dsn, relay_env,  # noqa: F401
-                           send, unq, wait_dsns, wait_log)
+from relay_helpers import SENDER, dns, relay_env, wait_dsns, wait_log  # noqa: F401
 
 
 def bdat(c, data, last=False):
@@ -199,23 +196,9 @@ def test_dsn_parameters_go_on_to_a_next_hop_that_offers_dsn(relay_env):
     ORCPT go on with the message (RFC 3461 5.2.1), so A sends no "relayed"
     notice; B delivers and sends the "delivered" report, which reaches the
     sender at A with A's original ENVID and ORCPT."""
-    import json
-    d = relay_env.dns
-    d.mx("b.test", (10, "mx.b.test"))
-    d.a("mx.b.test", "127.0.0.5")
-    d.mx("example.test", (10, "mx.example.test"))
-    d.a("mx.example.test", "127.0.0.6")
-    b = relay_env.postern(start=False, name="postern-b", hostname="mx.b.test", local_domains=["b.test"],
-                          users=[], aliases={})
-    b.config["listeners"] = [{"address": f"127.0.0.1:{b.port}", "mode": "smtp"},
-                             {"address": f"127.0.0.5:{relay_env.port}", "mode": "smtp"}]
-    b.config_path.write_text(json.dumps(b.config, indent=2))
-    b.start()
-    a = relay_env.postern(start=False, name="postern-a")
-    a.config["listeners"] = [{"address": f"127.0.0.1:{a.port}", "mode": "smtp"},
-                             {"address": f"127.0.0.6:{relay_env.port}", "mode": "smtp"}]
-    a.config_path.write_text(json.dumps(a.config, indent=2))
-    a.start()
+    b = relay_env.postern_mx("b.test", "127.0.0.5", "postern-b", hostname="mx.b.test",
+                             local_domains=["b.test"], users=[], aliases={})
+    a = relay_env.postern_mx("example.test", "127.0.0.6", "postern-a")
     with a.smtplib() as s:
         s.sendmail(SENDER, ["bea@b.test"], make_message("dsn passed on"),
                    mail_options=["RET=HDRS", "ENVID=id+2B7"],

@@ -4,27 +4,15 @@ message, no dot-stuffing); a BODY=BINARYMIME message goes through byte for
 byte; to a peer without CHUNKING (an aiosmtpd sink) a BINARYMIME message is
 not converted but bounced, 5.6.3 (RFC 3463)."""
 
-from conftest import RawSMTP, free_port, make_message, queue_id_of, wait_for_files
+from conftest import RawSMTP, make_message, queue_id_of, wait_for_files
 from relay_helpers import (SENDER, dns, relay_env, send, unq, wait_dsns,  # noqa: F401
                            wait_log)
 
 
 def postern_b(relay_env, host="127.0.0.5"):
     """A second postern, the MX of b.test on host:REMOTE_PORT."""
-    d = relay_env.dns
-    d.mx("b.test", (10, "mx.b.test"))
-    d.a("mx.b.test", host)
-    b_port = free_port()
-    b = relay_env.make_server({
-        "hostname": "mx.b.test",
-        "local_domains": ["b.test"],
-        "users": [],
-        "aliases": {},
-        "listeners": [{"address": f"127.0.0.1:{b_port}", "mode": "smtp"},
-                      {"address": f"{host}:{relay_env.port}", "mode": "smtp"}],
-    }, start=False, name="postern-b")
-    b.port = b_port  # wait_ready and clients use the 127.0.0.1 listener
-    return b.start()
+    return relay_env.postern_mx("b.test", host, "postern-b", hostname="mx.b.test",
+                                local_domains=["b.test"], users=[], aliases={})
 
 
 def test_large_message_relayed_with_bdat_in_chunks(relay_env):

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import (HOSTNAME, RawSMTP, dot_stuff, free_port, make_message,
+from conftest import (HOSTNAME, RawSMTP, dot_stuff, make_message,
                       parse_received, split_delivered, wait_for_files)
 from relay_helpers import (POSTFIX, SENDER, PostfixInstance, dns, relay_env,  # noqa: F401
                            log_events_with, send, unq, wait_log)
@@ -23,20 +23,8 @@ def received_headers(data):
 def test_postern_to_postern(relay_env):
     """postern A relays to postern B (the MX of b.test on 127.0.0.5); the
     message lands in B's Maildir with B's Received: on top of A's."""
-    d = relay_env.dns
-    d.mx("b.test", (10, "mx.b.test"))
-    d.a("mx.b.test", "127.0.0.5")
-    b_port = free_port()
-    b = relay_env.make_server({
-        "hostname": "mx.b.test",
-        "local_domains": ["b.test"],
-        "users": [],
-        "aliases": {},
-        "listeners": [{"address": f"127.0.0.1:{b_port}", "mode": "smtp"},
-                      {"address": f"127.0.0.5:{relay_env.port}", "mode": "smtp"}],
-    }, start=False, name="postern-b")
-    b.port = b_port  # wait_ready and clients use the 127.0.0.1 listener
-    b.start()
+    b = relay_env.postern_mx("b.test", "127.0.0.5", "postern-b", hostname="mx.b.test",
+                             local_domains=["b.test"], users=[], aliases={})
     a = relay_env.postern(name="postern-a")
     qid, msg = send(a, ["Bea@b.test"], subject="A to B")
     (f,) = wait_for_files(b.new("bea@b.test"), 1)
