@@ -1560,6 +1560,18 @@ settings parse(std::string_view json_text, const std::string& source)
     return s;
 }
 
+std::optional<std::string> locate(const std::optional<std::string>& flag, const char* env_value,
+                                  bool system_exists)
+{
+    if (flag)
+        return flag;
+    if (env_value != nullptr && *env_value != '\0')
+        return std::string(env_value);
+    if (system_exists)
+        return std::string(system_config_path);
+    return std::nullopt;
+}
+
 settings load_file(const std::string& path)
 {
     const auto fail = [&](int err) {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -38,8 +39,11 @@ const char* usage_text =
     "\n"
     "commands:\n"
     "  serve [--config FILE]          run the mail server in the foreground\n"
-    "                                 (without --config: the embedded default,\n"
-    "                                 SMTP on 127.0.0.1:2525, ./var/spool, ./var/mail)\n"
+    "                                 (every command finds its configuration the\n"
+    "                                 same way: --config FILE, else $POSTERN_CONFIG,\n"
+    "                                 else /etc/postern/postern.json if it exists,\n"
+    "                                 else the embedded default: SMTP on\n"
+    "                                 127.0.0.1:2525, ./var/spool, ./var/mail)\n"
     "  check-config [--config FILE]   validate a configuration and print the\n"
     "                                 effective settings as JSON\n"
     "  queue list [--json]            the queued messages: id, age, size, sender,\n"
@@ -93,11 +97,14 @@ bool parse_options(std::span<const std::string_view> args, options& out)
     return true;
 }
 
+// Every subcommand finds its configuration the same way (config::locate).
 std::optional<config::settings> load(const options& o)
 {
     try {
-        if (o.config)
-            return config::load_file(*o.config);
+        std::error_code ec;
+        const bool system_exists = std::filesystem::exists(config::system_config_path, ec);
+        if (auto path = config::locate(o.config, std::getenv("POSTERN_CONFIG"), system_exists))
+            return config::load_file(*path);
         return config::embedded_default(host_name());
     } catch (const config::error& e) {
         std::cerr << "postern: configuration error: " << e.what() << "\n";

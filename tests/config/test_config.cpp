@@ -1302,6 +1302,18 @@ TEST_CASE("recipient_delimiter: plus-addressing on with '+' by default, configur
     }
 }
 
+TEST_CASE("a configuration is found by --config, then $POSTERN_CONFIG, then /etc/postern/postern.json")
+{
+    const std::optional<std::string> flag = std::string("/srv/flag.json");
+    CHECK(locate(flag, "/srv/env.json", true) == "/srv/flag.json");
+    CHECK(locate(std::nullopt, "/srv/env.json", true) == "/srv/env.json");
+    CHECK(locate(std::nullopt, "", true) == std::string(system_config_path));
+    CHECK(locate(std::nullopt, nullptr, true) == std::string(system_config_path));
+    CHECK(system_config_path == "/etc/postern/postern.json");
+    CHECK_FALSE(locate(std::nullopt, nullptr, false).has_value()); // the embedded default
+    CHECK_FALSE(locate(std::nullopt, "", false).has_value());
+}
+
 TEST_CASE("an alias loop is a configuration error naming the alias and the loop")
 {
     const auto aliases = [](const nlohmann::json& a) { return with("/aliases", a); };

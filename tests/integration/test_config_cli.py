@@ -253,3 +253,43 @@ def test_serve_without_config_uses_embedded_default(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def run_env(*args, env_extra, timeout=20):
+    env = {k: v for k, v in os.environ.items() if k != "POSTERN_CONFIG"}
+    env.update(env_extra)
+    return subprocess.run([POSTERN_BIN, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_every_command_finds_the_config_through_postern_config(tmp_path):
+    """--config FILE, else $POSTERN_CONFIG, else /etc/postern/postern.json,
+    else the embedded default — the same for check-config, route and queue."""
+    cfg = good_config(tmp_path)
+    cfg["hostname"] = "from-env.example.test"
+    p = write(tmp_path, cfg)
+    r = run_env("check-config", env_extra={"POSTERN_CONFIG": str(p)})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["hostname"] == "from-env.example.test"
+    # route explain reads the same file: carl is a user only there
+    r = run_env("route", "explain", "carl@users.test", env_extra={"POSTERN_CONFIG": str(p)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    # --config wins over the environment
+    other = good_config(tmp_path)
+    other["hostname"] = "from-flag.example.test"
+    q = write(tmp_path, other, name="other.json")
+    r = run_env("check-config", "--config", str(q), env_extra={"POSTERN_CONFIG": str(p)})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["hostname"] == "from-flag.example.test"
+    # a POSTERN_CONFIG naming a missing file is a configuration error naming it,
+    # for serve too, before any port is bound
+    missing = tmp_path / "nope.json"
+    for args in (("check-config",), ("serve",), ("queue", "list")):
+        r = run_env(*args, env_extra={"POSTERN_CONFIG": str(missing)})
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert str(missing) in r.stderr, (args, r.stderr)
+    # empty: as if unset (the embedded default, or /etc/postern/postern.json)
+    if not os.path.exists("/etc/postern/postern.json"):
+        r = run_env("check-config", env_extra={"POSTERN_CONFIG": ""})
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["listeners"][0]["address"] == "127.0.0.1:2525"

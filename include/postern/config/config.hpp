@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -153,6 +154,15 @@ struct settings {
     tls_settings tls;
     auth_settings auth;
 };
+
+// Where every subcommand's configuration comes from, in this order: the
+// --config FILE given (flag), else $POSTERN_CONFIG when set and not empty
+// (env_value, from getenv), else system_config_path when that file exists
+// (system_exists), else nullopt: the embedded default. Pure: the caller
+// reads the environment and the file system.
+inline constexpr std::string_view system_config_path = "/etc/postern/postern.json";
+std::optional<std::string> locate(const std::optional<std::string>& flag, const char* env_value,
+                                  bool system_exists);
 
 // Parses and validates. source names the file in error messages.
 settings parse(std::string_view json_text, const std::string& source);
