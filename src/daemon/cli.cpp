@@ -21,6 +21,7 @@
 
 #include "postern/auth/password.hpp"
 #include "postern/config/config.hpp"
+#include "postern/log/log.hpp"
 #include "postern/daemon/route_explain.hpp"
 #include "postern/daemon/serve.hpp"
 #include "postern/server/control_server.hpp"
@@ -38,7 +39,8 @@ const char* usage_text =
     "usage: postern <command> [options]\n"
     "\n"
     "commands:\n"
-    "  serve [--config FILE]          run the mail server in the foreground\n"
+    "  serve [--config FILE] [--log-format text|json]\n"
+    "                                 run the mail server in the foreground\n"
     "                                 (every command finds its configuration the\n"
     "                                 same way: --config FILE, else $POSTERN_CONFIG,\n"
     "                                 else /etc/postern/postern.json if it exists,\n"
@@ -80,7 +82,21 @@ struct options {
     std::optional<std::string> config;
 };
 
-// Parses "--config FILE" / "--config=FILE"; anything else is a usage error.
+// "--log-format text|json" / "--log-format=…": how log lines are written
+// (log::format); false for any other value.
+bool set_log_format(std::string_view v)
+{
+    if (v == "text")
+        log::set_format(log::format::text);
+    else if (v == "json")
+        log::set_format(log::format::json);
+    else
+        return false;
+    return true;
+}
+
+// Parses "--config FILE" / "--config=FILE" and "--log-format text|json";
+// anything else is a usage error.
 bool parse_options(std::span<const std::string_view> args, options& out)
 {
     for (std::size_t i = 0; i < args.size(); ++i) {
@@ -89,6 +105,12 @@ bool parse_options(std::span<const std::string_view> args, options& out)
             out.config = std::string(args[++i]);
         } else if (a.substr(0, 9) == "--config=") {
             out.config = std::string(a.substr(9));
+        } else if ((a == "--log-format" && i + 1 < args.size()) || a.substr(0, 13) == "--log-format=") {
+            auto v = a == "--log-format" ? args[++i] : a.substr(13);
+            if (!set_log_format(v)) {
+                std::cerr << "postern: --log-format is text or json, not '" << v << "'\n" << usage_text;
+                return false;
+            }
         } else {
             std::cerr << "postern: unknown option '" << a << "'\n" << usage_text;
             return false;

@@ -293,3 +293,42 @@ def test_every_command_finds_the_config_through_postern_config(tmp_path):
         r = run_env("check-config", env_extra={"POSTERN_CONFIG": ""})
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["listeners"][0]["address"] == "127.0.0.1:2525"
+
+
+def test_serve_log_format_json_one_object_per_line_with_the_queue_id(tmp_path):
+    """`serve --log-format json`: every stderr line is one JSON object; the
+    lines about a message carry its queue id (grep ID tells its story)."""
+    cfg = good_config(tmp_path)
+    port = int(cfg["listeners"][0]["address"].rsplit(":", 1)[1])
+    p = write(tmp_path, cfg)
+    errlog = tmp_path / "stderr.log"
+    with open(errlog, "wb") as log:
+        proc = subprocess.Popen([POSTERN_BIN, "serve", "--config", str(p), "--log-format", "json"],
+                                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: port_is_bound(port), 10, "the listener")
+        msg = make_message("json log")
+        with RawSMTP(port) as c:
+            c.greeting()
+            c.ehlo()
+            qid = c.transaction("x@remote.test", ["alice@example.test"], dot_stuff(msg))
+            c.ok("QUIT", 221)
+        wait_for_files(tmp_path / "mail" / "example.test" / "alice" / "new", 1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    lines = errlog.read_text().splitlines()
+    events = [json.loads(line) for line in lines]  # every line is JSON
+    assert all({"time", "pid", "severity", "event"} <= set(e) for e in events), events
+    (msg_ev,) = [e for e in events if e["event"] == "message"]
+    assert msg_ev["id"] == qid and msg_ev["nrcpt"] == 1 and isinstance(msg_ev["size"], int), msg_ev
+    (dlv,) = [e for e in events if e["event"] == "delivery"]
+    assert dlv["id"] == qid and dlv["to"] == "alice@example.test", dlv
+    assert [e["event"] for e in events if e.get("id") == qid] == ["delivery", "message"] or \
+        [e["event"] for e in events if e.get("id") == qid] == ["message", "delivery"]
+
+
+def test_log_format_must_be_text_or_json(tmp_path):
+    r = run("serve", "--config", str(write(tmp_path, good_config(tmp_path))), "--log-format", "xml")
+    assert r.returncode == 2
+    assert "--log-format is text or json" in r.stderr

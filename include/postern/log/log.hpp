@@ -1,6 +1,10 @@
 // log/log.hpp — one line per event, key=value (STYLE 12).
 //   2026-11-26T06:50:31.123Z postern[4711]: severity=info event=connect session=… client=…
-// Values with spaces, quotes or '=' are quoted. A line is emitted by one
+// Values with spaces, quotes or '=' are quoted. With format::json (serve
+// --log-format json) the same event is one JSON object per line:
+//   {"time":"2026-11-26T06:50:31.123Z","pid":4711,"severity":"info","event":"connect","session":"…"}
+// numbers stay numbers, strings are escaped, and octets that are not UTF-8
+// are written as \u00XX so every line is valid JSON. A line is emitted by one
 // write(2) when the builder is destroyed, so lines from threads never interleave.
 // Never pass AUTH payloads or message bodies. Thread: any thread.
 #pragma once
@@ -13,6 +17,7 @@
 namespace postern::log {
 
 enum class severity { info, warn, error, fatal, panic };
+enum class format { text, json };
 
 class line {
 public:
@@ -31,7 +36,12 @@ public:
     line& kv(std::string_view key, double value);
 
 private:
+    // A value written as it is in both formats (numbers).
+    line& number(std::string_view key, std::string_view digits);
+    void key(std::string_view k);
+
     std::string buf_;
+    bool json_ = false;
 };
 
 inline line info(std::string_view event) { return line(severity::info, event); }
@@ -48,5 +58,7 @@ void exception(std::string_view event, std::exception_ptr e);
 void set_fd(int fd);
 // info lines are dropped when false (tests and benchmarks may quieten the log).
 void set_verbose(bool on);
+// text (default) or json; set once at start-up.
+void set_format(format f);
 
 } // namespace postern::log
