@@ -405,15 +405,7 @@ void server_session::handle_ehlo(std::string_view args, bool extended)
 
 bool server_session::auth_available() const noexcept
 {
-    switch (cfg_.auth) {
-    case auth_offer::never:
-        return false;
-    case auth_offer::tls_only:
-        return tls_active_;
-    case auth_offer::always:
-        return true;
-    }
-    return false;
+    return login_offered(cfg_.auth, tls_active_);
 }
 
 void server_session::handle_auth(std::string_view args)

@@ -2,10 +2,10 @@
 """tests/fuzz/make_corpus.py — (re)writes the seed corpora in tests/fuzz/corpus/.
 
 Run from anywhere: /usr/bin/python3 tests/fuzz/make_corpus.py
-The server_session and client_session seeds come from the golden transcripts
-(tests/smtp/transcripts, tests/smtp/client_transcripts), converted to the
-byte streams the fuzz targets read: [config byte][4 seed bytes][bytes...]
-(see the comment at the top of each fuzz_*.cpp). Plain stdlib only.
+The server_session, client_session and pop3_session seeds come from the golden
+transcripts (tests/smtp/transcripts, tests/smtp/client_transcripts,
+tests/pop3/transcripts), converted to the byte streams the fuzz targets read:
+[config byte][4 seed bytes][bytes...] (see the comment at the top of each fuzz_*.cpp). Plain stdlib only.
 """
 import os
 import re
@@ -66,6 +66,28 @@ def server_seed(text):
         elif line.startswith("@raw "):
             stream += expand(unescape(line[5:]))
     return bytes([cfg]) + b"\0\0\0\0" + bytes(stream)
+
+
+def pop3_seed(text):
+    """tests/pop3/transcripts → fuzz_pop3_session's input (see its header)."""
+    cfg = 0x02  # login tls_only, the session's default
+    stream = bytearray()
+    for line in text.splitlines():
+        if line.startswith("@config"):
+            words = dict(w.split("=", 1) for w in line.split()[1:] if "=" in w)
+            if words.get("stls") == "1":
+                cfg |= 0x01
+            cfg = (cfg & ~0x06) | {"never": 0, "tls_only": 2, "always": 4}.get(words.get("auth", "tls_only"), 2)
+            if words.get("implicit_tls") == "1":
+                cfg |= 0x08
+            if int(words.get("max_errors", "10")) <= 2 or int(words.get("max_auth_failures", "3")) <= 1:
+                cfg |= 0x10
+        elif line.startswith("C: ") or line == "C:":
+            stream += line[3:].encode() + b"\r\n"
+        elif line.startswith("@raw "):
+            stream += unescape(line[5:])
+    # A non-zero PRNG seed: the target draws the mailbox and its answers from it.
+    return bytes([cfg]) + b"\x01\0\0\0" + bytes(stream)
 
 
 def client_seed(text):
@@ -150,6 +172,12 @@ def main():
         if f.endswith(".txt"):
             with open(os.path.join(tdir, f), encoding="utf-8") as fh:
                 seeds["server_session"].append((f[:-4], server_seed(fh.read())))
+    seeds["pop3_session"] = []
+    pdir = os.path.join(ROOT, "tests", "pop3", "transcripts")
+    for f in sorted(os.listdir(pdir)):
+        if f.endswith(".txt"):
+            with open(os.path.join(pdir, f), encoding="utf-8") as fh:
+                seeds["pop3_session"].append((f[:-4], pop3_seed(fh.read())))
     seeds["client_session"] = []
     cdir = os.path.join(ROOT, "tests", "smtp", "client_transcripts")
     for f in sorted(os.listdir(cdir)):

@@ -52,6 +52,20 @@ namespace postern::smtp {
 // channel), or always (loopback testing, by configuration).
 enum class auth_offer { never, tls_only, always };
 
+// Whether a login may happen now under that policy (SMTP AUTH, POP3 USER/AUTH).
+constexpr bool login_offered(auth_offer offer, bool tls_active) noexcept
+{
+    switch (offer) {
+    case auth_offer::never:
+        return false;
+    case auth_offer::tls_only:
+        return tls_active;
+    case auth_offer::always:
+        return true;
+    }
+    return false;
+}
+
 struct session_config {
     std::string hostname;
     std::uint64_t max_message_size = 36700160;
