@@ -19,8 +19,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 build=build-san
-targets=(smtp_command address data_reader server_session client_session reply_parser dns config
-    envelope dsn base64_sasl)
+# Every tests/fuzz/fuzz_<target>.cpp is a target (one list: the files).
+targets=()
+for f in tests/fuzz/fuzz_*.cpp; do
+    f=${f##*/fuzz_}
+    targets+=("${f%.cpp}")
+done
 
 usage() {
     echo "usage: contrib/fuzz.sh list | all SECONDS | TARGET SECONDS" >&2
