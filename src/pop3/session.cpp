@@ -479,7 +479,9 @@ void session::cmd_stat(std::string_view args)
     ok(std::to_string(n) + " " + std::to_string(octets));
 }
 
-void session::cmd_list(std::string_view args)
+// LIST and UIDL (RFC 1939 5, 7): one message's line as "+OK n value", or
+// every undeleted message's line after heading, ended by ".".
+void session::scan_listing(std::string_view args, std::string heading, std::string (*value)(const message&))
 {
     const auto a = arguments(args);
     if (a.size() > 1)
@@ -491,37 +493,27 @@ void session::cmd_list(std::string_view args)
             return error_reply("invalid message number");
         if (m == nullptr)
             return err("no such message");
-        return ok(std::string(a[0]) + " " + std::to_string(m->entry.size));
+        return ok(std::string(a[0]) + " " + value(*m));
     }
+    ok(heading);
+    for (std::size_t i = 0; i < messages_.size(); ++i)
+        if (!messages_[i].deleted)
+            out_ += std::to_string(i + 1) + " " + value(messages_[i]) + "\r\n";
+    out_ += ".\r\n";
+}
+
+void session::cmd_list(std::string_view args)
+{
     std::size_t n = 0;
     std::uint64_t octets = 0;
     summary_counts(n, octets);
-    ok(std::to_string(n) + " messages (" + std::to_string(octets) + " octets)");
-    for (std::size_t i = 0; i < messages_.size(); ++i)
-        if (!messages_[i].deleted)
-            out_ += std::to_string(i + 1) + " " + std::to_string(messages_[i].entry.size) + "\r\n";
-    out_ += ".\r\n";
+    scan_listing(args, std::to_string(n) + " messages (" + std::to_string(octets) + " octets)",
+                 [](const message& m) { return std::to_string(m.entry.size); });
 }
 
 void session::cmd_uidl(std::string_view args)
 {
-    const auto a = arguments(args);
-    if (a.size() > 1)
-        return error_reply("too many arguments");
-    if (a.size() == 1) {
-        bool bad = false;
-        auto* m = find(a[0], bad);
-        if (bad)
-            return error_reply("invalid message number");
-        if (m == nullptr)
-            return err("no such message");
-        return ok(std::string(a[0]) + " " + m->entry.uid);
-    }
-    ok("unique-id listing follows");
-    for (std::size_t i = 0; i < messages_.size(); ++i)
-        if (!messages_[i].deleted)
-            out_ += std::to_string(i + 1) + " " + messages_[i].entry.uid + "\r\n";
-    out_ += ".\r\n";
+    scan_listing(args, "unique-id listing follows", [](const message& m) { return m.entry.uid; });
 }
 
 void session::cmd_retr(std::string_view args)

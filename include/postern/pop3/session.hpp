@@ -161,6 +161,7 @@ private:
     void cmd_stat(std::string_view args);
     void cmd_list(std::string_view args);
     void cmd_uidl(std::string_view args);
+    void scan_listing(std::string_view args, std::string heading, std::string (*value)(const message&));
     void cmd_retr(std::string_view args);
     void cmd_top(std::string_view args);
     void cmd_dele(std::string_view args);
