@@ -22,6 +22,7 @@
 #include "postern/queue/group_committer.hpp"
 #include "postern/route/table.hpp"
 #include "postern/server/control_server.hpp"
+#include "postern/server/pop3_server.hpp"
 #include "postern/server/smtp_server.hpp"
 #include "postern/tls/context.hpp"
 #include "postern/util/strings.hpp"
@@ -130,9 +131,12 @@ int serve(const config::settings& s)
         std::optional<tls::server_contexts> tls_contexts;
         if (any_tls_listener(s))
             tls_contexts.emplace(certificate_files(s));
+        auto credentials = make_credentials(s);
         server::smtp_server smtp(io, s, routes, committer, clock, tls_contexts ? &*tls_contexts : nullptr,
-                                 make_credentials(s));
+                                 credentials);
         smtp.bind();
+        server::pop3_server pop3(io, s, clock, tls_contexts ? &*tls_contexts : nullptr, credentials);
+        pop3.bind();
         // `postern queue ...`: requests go to the runner, which owns the queue.
         server::control_server control(io, s.spool_dir,
             [&runner](std::string request, server::control_server::reply_fn reply) {
@@ -163,6 +167,7 @@ int serve(const config::settings& s)
                 return;
             log::info("shutdown").kv("signal", sig);
             smtp.stop();
+            pop3.stop();
             hup.cancel();
             control.stop();
             remote.stop();
@@ -176,6 +181,7 @@ int serve(const config::settings& s)
         control.start();
         runner.start();
         smtp.start();
+        pop3.start();
         log::info("start").kv("version", POSTERN_VERSION).kv("config", s.source)
             .kv("hostname", s.hostname).kv("spool", s.spool_dir).kv("mail_root", s.mail_root);
         io.run();

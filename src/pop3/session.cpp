@@ -62,6 +62,13 @@ void session::start()
     state_ = state::authorization;
 }
 
+void session::refuse(std::string_view why)
+{
+    // RFC 2449 8.1.2: SYS/TEMP, a transient condition; try again later.
+    err("[SYS/TEMP] " + std::string(why));
+    state_ = state::closing;
+}
+
 void session::timeout()
 {
     err("connection timed out");

@@ -15,6 +15,7 @@
 #include "postern/log/log.hpp"
 #include "postern/mail/header.hpp"
 #include "postern/smtp/received.hpp"
+#include "postern/server/session_io.hpp"
 #include "postern/smtp/server_session.hpp"
 #include "postern/tls/stream.hpp"
 #include "postern/util/cidr.hpp"
@@ -23,8 +24,6 @@
 #include "postern/util/strings.hpp"
 
 namespace postern::server {
-
-using steady = std::chrono::steady_clock;
 
 struct smtp_server::shared {
     // One bound listener: its socket and the session settings it implies.
@@ -64,8 +63,7 @@ struct smtp_server::shared {
     tls::server_contexts* tls;
     std::shared_ptr<auth::credentials> credentials;
     std::vector<slot> slots;
-    std::size_t connections = 0;
-    std::map<std::string, std::uint32_t> per_ip;
+    connection_counter counter;
     std::size_t* total = nullptr;
     std::vector<util::cidr> relay_networks;
     // Lower-cased login name → the lower-cased sender addresses it may use.
@@ -89,39 +87,6 @@ bool data_progress(smtp::input_phase phase, std::string_view bytes)
            (bytes.size() >= progress_bytes || bytes.find('\n') != std::string_view::npos);
 }
 
-// One connection: the stream and its watchdog. Shared with the watchdog's
-// handler (Asio's lifetime model: the handler may run after the session ends).
-struct connection {
-    explicit connection(net::tcp::socket s) : stream(std::move(s)), timer(stream.socket().get_executor()) {}
-    tls::stream stream;
-    asio::steady_timer timer;
-    steady::time_point deadline;
-    bool timed_out = false;
-    bool finished = false;
-};
-
-void arm_watchdog(const std::shared_ptr<connection>& c)
-{
-    c->timer.expires_at(c->deadline);
-    c->timer.async_wait([c](std::error_code ec) {
-        if (ec || c->finished)
-            return;
-        if (steady::now() >= c->deadline) {
-            c->timed_out = true;
-            c->stream.cancel(); // the pending read, write or handshake ends with operation_aborted
-            return;
-        }
-        arm_watchdog(c);
-    });
-}
-
-void set_deadline(const std::shared_ptr<connection>& c, std::chrono::seconds in)
-{
-    c->deadline = steady::now() + in;
-    if (c->deadline < c->timer.expiry())
-        arm_watchdog(c); // re-arm earlier; the old wait is cancelled
-}
-
 // Hands a message to the group committer and completes on the session's
 // executor once its batch is durable.
 template <class Token>
@@ -136,52 +101,6 @@ auto async_commit(queue::group_committer& committer, queue::new_message msg, Tok
             });
         },
         token, std::move(msg));
-}
-
-// Runs the password check (a full KDF, ~0.1 s) on the pool and completes on
-// the session's executor: (error, the password is right).
-template <class Token>
-auto async_check_password(asio::thread_pool& pool, std::shared_ptr<auth::credentials> creds, std::string user,
-                          std::string password, Token&& token)
-{
-    return asio::async_initiate<Token, void(std::error_code, bool)>(
-        [&pool](auto handler, std::shared_ptr<auth::credentials> c, std::string u, std::string p) {
-            auto ex = asio::get_associated_executor(handler);
-            auto h = std::make_shared<decltype(handler)>(std::move(handler));
-            asio::post(pool, [h, ex, c = std::move(c), u = std::move(u), p = std::move(p)]() mutable {
-                auto r = c->check(u, p);
-                std::fill(p.begin(), p.end(), '\0');
-                std::error_code ec = r ? std::error_code() : r.error();
-                bool ok = r && *r;
-                asio::post(ex, [h, ec, ok]() mutable { (*h)(ec, ok); });
-            });
-        },
-        token, std::move(creds), std::move(user), std::move(password));
-}
-
-// Best effort, never blocking: used for the last words to a plain-text
-// client we are dropping (timeouts, limits), whose socket may not be writable.
-void write_now(net::tcp::socket& sock, std::string& out)
-{
-    std::error_code ec;
-    sock.non_blocking(true, ec);
-    asio::write(sock, asio::buffer(out), ec);
-    out.clear();
-}
-
-// The last words after a timeout: at once in plain text; inside TLS a short,
-// bounded write (a TLS record cannot be written without blocking).
-net::awaitable<void> say_last_words(std::shared_ptr<connection> c, std::string& out)
-{
-    if (!c->stream.tls_active()) {
-        write_now(c->stream.socket(), out);
-        co_return;
-    }
-    c->timed_out = false;
-    c->deadline = steady::now() + std::chrono::seconds(5);
-    arm_watchdog(c);
-    co_await c->stream.write_all(asio::buffer(out));
-    out.clear();
 }
 
 smtp::rcpt_verdict verdict_for(const route::table& routes, const mail::address& a, bool may_relay)
@@ -215,15 +134,6 @@ bool sender_owned(const sender_table& senders, bool any_sender, std::string_view
     return it != senders.end() && it->second.count(util::to_lower(sender.addr.str())) != 0;
 }
 
-void log_spawn_failure(std::exception_ptr e)
-{
-    log::exception("session_crash", e);
-}
-
-// The io thread's read buffer: reads are synchronous (non-blocking) after a
-// readiness wait, so idle sessions hold no buffer of their own.
-char read_buffer[65536];
-
 } // namespace
 
 smtp_server::smtp_server(asio::io_context& io, const config::settings& cfg, const route::table& routes,
@@ -250,27 +160,9 @@ smtp_server::~smtp_server() = default;
 void smtp_server::bind()
 {
     for (const auto& l : st_->cfg.listeners) {
-        std::error_code ec;
-        auto addr = asio::ip::make_address(l.host, ec);
-        if (ec)
-            throw std::system_error(ec, "listener " + l.spec);
-        if (l.tls != config::listener_tls::none && st_->tls == nullptr)
-            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
-                                    "listener " + l.spec + ": TLS without a certificate");
-        net::tcp::endpoint ep(addr, l.port);
-        net::tcp::acceptor acc(st_->io);
-        acc.open(ep.protocol(), ec);
-        if (!ec)
-            acc.set_option(asio::socket_base::reuse_address(true), ec);
-        if (!ec && ep.address().is_v6())
-            acc.set_option(asio::ip::v6_only(true), ec);
-        if (!ec)
-            acc.bind(ep, ec);
-        // OpenSMTPD's backlog of 5 drops simultaneous connects (BENCH-NOTES).
-        if (!ec)
-            acc.listen(4096, ec);
-        if (ec)
-            throw std::system_error(ec, "listener " + l.spec);
+        if (l.mode != config::listener_mode::smtp && l.mode != config::listener_mode::submission)
+            continue; // another server's
+        auto acc = bind_listener(st_->io, l, st_->tls != nullptr);
         smtp::session_config sc;
         sc.hostname = st_->cfg.hostname;
         sc.max_message_size = st_->cfg.lim.message_size;
@@ -281,17 +173,21 @@ void smtp_server::bind()
         sc.submission = l.mode == config::listener_mode::submission;
         sc.max_auth_failures = st_->cfg.auth.max_failures;
         sc.auth = st_->credentials && !st_->senders.empty() ? smtp::auth_offer::tls_only : smtp::auth_offer::never;
-        const char* mode = sc.submission ? "submission" : "smtp";
-        const char* tls_mode = sc.implicit_tls ? "implicit" : sc.starttls ? "starttls" : "none";
-        log::info("listen").kv("address", l.spec).kv("mode", mode).kv("tls", tls_mode);
         st_->slots.push_back({&l, std::move(acc), std::move(sc)});
     }
 }
 
 void smtp_server::start()
 {
-    for (std::size_t i = 0; i < st_->slots.size(); ++i)
-        asio::co_spawn(st_->io, accept_loop(st_, i), log_spawn_failure);
+    for (std::size_t i = 0; i < st_->slots.size(); ++i) {
+        auto st = st_;
+        asio::co_spawn(st_->io,
+                       accept_loop(st_->slots[i].acceptor,
+                                   [st, i](net::tcp::socket sock) {
+                                       asio::co_spawn(st->io, session(st, i, std::move(sock)), log_spawn_failure);
+                                   }),
+                       log_spawn_failure);
+    }
 }
 
 void smtp_server::stop()
@@ -299,25 +195,6 @@ void smtp_server::stop()
     for (auto& slot : st_->slots) {
         std::error_code ec;
         slot.acceptor.close(ec);
-    }
-}
-
-net::awaitable<void> smtp_server::accept_loop(std::shared_ptr<shared> st, std::size_t index)
-{
-    auto& acc = st->slots[index].acceptor;
-    asio::steady_timer pause(st->io);
-    for (;;) {
-        auto [ec, sock] = co_await acc.async_accept(net::use_nothrow);
-        if (ec == asio::error::operation_aborted || !acc.is_open())
-            co_return;
-        if (ec) {
-            // EMFILE and friends: say so, breathe, go on (never spin).
-            log::warn("accept").kv("error", ec.message());
-            pause.expires_after(std::chrono::milliseconds(100));
-            co_await pause.async_wait(net::use_nothrow);
-            continue;
-        }
-        asio::co_spawn(st->io, session(st, index, std::move(sock)), log_spawn_failure);
     }
 }
 
@@ -343,16 +220,11 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
     const bool in_relay_networks = util::in_any(st->relay_networks, ip);
     const auto& lim = st->cfg.lim;
     ++*st->total;
-    auto& per_ip = st->per_ip[ip];
-    bool over = st->connections >= lim.connections || per_ip >= lim.connections_per_ip;
-    ++st->connections;
-    ++per_ip;
+    bool over = !st->counter.admit(ip, lim);
     log::info("connect").kv("session", sid).kv("client", ip).kv("port", remote.port())
         .kv("listener", st->slots[index].listener->spec);
 
     std::string auth_user; // the login name once AUTH succeeded (lower-cased)
-    std::unique_ptr<char[]> tls_buffer; // TLS sessions read into their own buffer
-    constexpr std::size_t tls_buffer_size = 16384;
     bool open = true;
 
     if (over) {
@@ -369,18 +241,8 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
     }
     if (open && session_cfg.implicit_tls) {
         // RFC 8314 3.3: the handshake comes first, then the greeting.
-        auto hec = co_await c->stream.handshake_server(st->tls->current());
-        if (hec) {
-            log::info("tls").kv("session", sid).kv("client", ip).kv("result", "failed")
-                .kv("error", c->timed_out ? std::string("timeout") : hec.message());
-            s.tls_started(false, {});
-            open = false;
-        } else {
-            s.tls_started(true, c->stream.tls_description());
-            tls_buffer = std::make_unique<char[]>(tls_buffer_size);
-            log::info("tls").kv("session", sid).kv("client", ip).kv("result", "ok")
-                .kv("tls", s.tls_description());
-        }
+        open = co_await handshake(c, *st->tls, sid, ip);
+        s.tls_started(open, open ? c->stream.tls_description() : std::string());
     }
     // The read deadline runs per command, not per read: it restarts only
     // when we answered something, when DATA begins, and inside DATA when a
@@ -407,36 +269,11 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             if (restart_deadline)
                 set_deadline(c, last_phase == smtp::input_phase::data ? lim.data_timeout : lim.command_timeout);
             restart_deadline = false;
-            if (c->stream.tls_active()) {
-                auto [rec, n] = co_await c->stream.read_some(asio::buffer(tls_buffer.get(), tls_buffer_size));
-                if (!rec) {
-                    restart_deadline = data_progress(last_phase, {tls_buffer.get(), n});
-                    s.set_storage_low(st->storage_low());
-                    s.feed({tls_buffer.get(), n});
-                    break;
-                }
-            } else {
-                // Plain text: wait for readiness, then read into the loop's
-                // one buffer, so an idle session holds no buffer of its own.
-                bool got = false;
-                for (;;) {
-                    std::size_t n = c->stream.socket().read_some(asio::buffer(read_buffer), ec);
-                    if (!ec) {
-                        restart_deadline = data_progress(last_phase, {read_buffer, n});
-                        s.set_storage_low(st->storage_low());
-                        s.feed({read_buffer, n});
-                        got = true;
-                        break;
-                    }
-                    if (ec != asio::error::would_block && ec != asio::error::try_again)
-                        break;
-                    auto [wec] = co_await c->stream.socket().async_wait(net::tcp::socket::wait_read,
-                                                                        net::use_nothrow);
-                    if (wec || c->timed_out)
-                        break;
-                }
-                if (got)
-                    break;
+            if (auto bytes = co_await read_some(c); !bytes.empty()) {
+                restart_deadline = data_progress(last_phase, bytes);
+                s.set_storage_low(st->storage_low());
+                s.feed(bytes);
+                break;
             }
             if (c->timed_out) {
                 s.timeout();
@@ -485,8 +322,8 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             std::error_code aec;
             if (creds) {
                 set_deadline(c, lim.command_timeout);
-                std::tie(aec, ok) = co_await async_check_password(st->pool, st->credentials, user,
-                                                                  std::move(creds->password), net::use_nothrow);
+                std::tie(aec, ok) = co_await check_password(st->pool, st->credentials, user,
+                                                            std::move(creds->password));
             }
             if (aec) {
                 s.answer_auth(smtp::auth_verdict::temp_fail);
@@ -587,17 +424,10 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
                 break;
             }
             set_deadline(c, lim.command_timeout);
-            auto hec = co_await c->stream.handshake_server(st->tls->current());
-            if (hec) {
-                log::info("tls").kv("session", sid).kv("client", ip).kv("result", "failed")
-                    .kv("error", c->timed_out ? std::string("timeout") : hec.message());
-                s.tls_started(false, {});
-                break;
-            }
-            s.tls_started(true, c->stream.tls_description());
-            auth_user.clear(); // RFC 3207 4.2: the session forgot the login too
-            tls_buffer = std::make_unique<char[]>(tls_buffer_size);
-            log::info("tls").kv("session", sid).kv("client", ip).kv("result", "ok").kv("tls", s.tls_description());
+            bool ok = co_await handshake(c, *st->tls, sid, ip);
+            s.tls_started(ok, ok ? c->stream.tls_description() : std::string());
+            if (ok)
+                auth_user.clear(); // RFC 3207 4.2: the session forgot the login too
             break;
         }
         case smtp::event::close:
@@ -610,18 +440,8 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             break;
         }
     }
-    if (c->stream.tls_active() && !c->timed_out) {
-        // close_notify (RFC 8446 6.1), waiting only briefly for the client's.
-        set_deadline(c, std::chrono::seconds(2));
-        co_await c->stream.shutdown(std::chrono::milliseconds(500));
-    }
-    c->finished = true;
-    c->timer.cancel();
-    c->stream.socket().shutdown(net::tcp::socket::shutdown_both, ec);
-    c->stream.socket().close(ec);
-    --st->connections;
-    if (--st->per_ip[ip] == 0)
-        st->per_ip.erase(ip);
+    co_await close(c);
+    st->counter.release(ip);
     auto line = log::info("disconnect");
     line.kv("session", sid).kv("client", ip).kv("messages", s.messages()).kv("errors", s.errors());
     if (!auth_user.empty())

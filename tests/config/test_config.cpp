@@ -305,7 +305,7 @@ TEST_CASE("errors name the source, the key path and what was expected")
     SUBCASE("a listener mode not in the list")
     {
         CHECK(error_of(R"({"listeners": [{"address": "127.0.0.1:25", "mode": "pop5"}]})") ==
-            R"(/tmp/x.json: listeners[0].mode: expected one of "smtp", "submission", got "pop5")");
+            R"(/tmp/x.json: listeners[0].mode: expected one of "smtp", "submission", "pop3", got "pop5")");
     }
     SUBCASE("a user outside the local domains")
     {
@@ -419,7 +419,7 @@ TEST_CASE("wrong JSON types are refused for every key")
         {"/listeners/0", "127.0.0.1:25",
             "listeners[0]: expected an object (keys: address, mode, tls), got \"127.0.0.1:25\""},
         {"/listeners/0/address", 25, "listeners[0].address: expected IP:PORT with an IP literal"},
-        {"/listeners/0/mode", true, "listeners[0].mode: expected one of \"smtp\", \"submission\", got true"},
+        {"/listeners/0/mode", true, "listeners[0].mode: expected one of \"smtp\", \"submission\", \"pop3\", got true"},
         {"/listeners/0/tls", "ssl",
             "listeners[0].tls: expected one of \"starttls\", \"implicit\", \"none\", got \"ssl\""},
         {"/local_domains", "example.test", "local_domains: expected an array of domain names, got \"example.test\""},
@@ -1267,13 +1267,19 @@ TEST_CASE("tls names both a certificate and a key, or neither; auth settings are
     {
         auto s = parse(R"({"listeners": [{"address": "127.0.0.1:587", "mode": "submission"},
             {"address": "127.0.0.1:465", "mode": "submission", "tls": "implicit"},
-            {"address": "127.0.0.1:25", "tls": "none"}]})", src);
-        REQUIRE(s.listeners.size() == 3);
+            {"address": "127.0.0.1:25", "tls": "none"},
+            {"address": "127.0.0.1:110", "mode": "pop3"},
+            {"address": "127.0.0.1:995", "mode": "pop3", "tls": "implicit"}]})", src);
+        REQUIRE(s.listeners.size() == 5);
         CHECK(s.listeners[0].mode == listener_mode::submission);
         CHECK(s.listeners[0].tls == listener_tls::starttls);
         CHECK(s.listeners[1].tls == listener_tls::implicit);
         CHECK(s.listeners[2].mode == listener_mode::smtp);
         CHECK(s.listeners[2].tls == listener_tls::none);
+        CHECK(s.listeners[3].mode == listener_mode::pop3);
+        CHECK(s.listeners[3].tls == listener_tls::starttls); // RFC 2595 STLS
+        CHECK(s.listeners[4].mode == listener_mode::pop3);
+        CHECK(s.listeners[4].tls == listener_tls::implicit);
     }
 }
 

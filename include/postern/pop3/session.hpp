@@ -78,6 +78,8 @@ public:
     void start();
     // The read deadline passed: "-ERR" and close.
     void timeout();
+    // Instead of start(): "-ERR [SYS/TEMP] why" and close (a connection limit).
+    void refuse(std::string_view why);
 
     void feed(std::string_view bytes);
     event next();

@@ -51,7 +51,6 @@ public:
 
 private:
     struct shared;
-    static net::awaitable<void> accept_loop(std::shared_ptr<shared> st, std::size_t index);
     static net::awaitable<void> session(std::shared_ptr<shared> st, std::size_t index, net::tcp::socket sock);
 
     std::shared_ptr<shared> st_;

@@ -1,0 +1,50 @@
+// server/pop3_server.hpp — the POP3 listeners ("mode": "pop3") and the
+// per-connection coroutine: a thin shell that drives pop3::session (RFC 1939,
+// 2449, 2595, 5034) over the users' Maildirs (mailbox module).
+// The maildrop of user local@domain is mail_root/<domain>/<local>, the
+// Maildir local delivery writes (lower-case on disk). A user without one yet
+// has an empty maildrop; nothing is created for them.
+// Security: the same deadlines, connection limits, STLS injection defence
+// (inside the session), failed-login delays and address lockout
+// (auth::failure_limiter, its own per server) as SMTP AUTH. The maildrop is
+// locked (mailbox::lock, flock) from login to the end of the session:
+// a second session gets "-ERR [IN-USE]". Files are removed only in the
+// UPDATE state after QUIT (RFC 1939 6): a cut connection deletes nothing.
+// Passwords are never logged; the user name is.
+// Thread: the io_context's thread; every Maildir access and the password
+// KDF run on the server's one-thread pool, never the event loop.
+#pragma once
+
+#include <memory>
+
+#include "postern/auth/credentials.hpp"
+#include "postern/config/config.hpp"
+#include "postern/net/asio.hpp"
+#include "postern/tls/context.hpp"
+#include "postern/util/clock.hpp"
+
+namespace postern::server {
+
+class pop3_server {
+public:
+    // tls: the server certificate (nullptr: no TLS listener, no STLS).
+    // credentials: who may log in (nullptr: nobody). Both outlive the server.
+    pop3_server(asio::io_context& io, const config::settings& cfg, const util::clock& clock,
+                tls::server_contexts* tls, std::shared_ptr<auth::credentials> credentials);
+    ~pop3_server();
+
+    // Binds every "pop3" listener; throws std::system_error naming one that
+    // cannot be bound.
+    void bind();
+    void start();
+    // Stops accepting; sessions in progress finish on their own.
+    void stop();
+
+private:
+    struct shared;
+    static net::awaitable<void> session(std::shared_ptr<shared> st, std::size_t index, net::tcp::socket sock);
+
+    std::shared_ptr<shared> st_;
+};
+
+} // namespace postern::server

@@ -1,0 +1,223 @@
+#include "postern/server/session_io.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <system_error>
+
+#include "postern/log/log.hpp"
+
+namespace postern::server {
+
+namespace {
+
+// The io thread's read buffer: plain-text reads are synchronous
+// (non-blocking) after a readiness wait, so idle sessions hold no buffer.
+char read_buffer[65536];
+constexpr std::size_t tls_buffer_size = 16384; // one TLS record
+
+const char* mode_name(config::listener_mode m)
+{
+    switch (m) {
+    case config::listener_mode::smtp: return "smtp";
+    case config::listener_mode::submission: return "submission";
+    case config::listener_mode::pop3: return "pop3";
+    }
+    return "?";
+}
+
+const char* tls_name(config::listener_tls t)
+{
+    switch (t) {
+    case config::listener_tls::starttls: return "starttls";
+    case config::listener_tls::implicit: return "implicit";
+    case config::listener_tls::none: return "none";
+    }
+    return "?";
+}
+
+} // namespace
+
+void arm_watchdog(const std::shared_ptr<connection>& c)
+{
+    c->timer.expires_at(c->deadline);
+    c->timer.async_wait([c](std::error_code ec) {
+        if (ec || c->finished)
+            return;
+        if (steady::now() >= c->deadline) {
+            c->timed_out = true;
+            c->stream.cancel(); // the pending read, write or handshake ends with operation_aborted
+            return;
+        }
+        arm_watchdog(c);
+    });
+}
+
+void set_deadline(const std::shared_ptr<connection>& c, std::chrono::seconds in)
+{
+    c->deadline = steady::now() + in;
+    if (c->deadline < c->timer.expiry())
+        arm_watchdog(c); // re-arm earlier; the old wait is cancelled
+}
+
+net::awaitable<std::string_view> read_some(std::shared_ptr<connection> c)
+{
+    if (c->stream.tls_active()) {
+        if (!c->tls_buffer)
+            c->tls_buffer = std::make_unique<char[]>(tls_buffer_size);
+        auto [rec, n] = co_await c->stream.read_some(asio::buffer(c->tls_buffer.get(), tls_buffer_size));
+        co_return rec ? std::string_view() : std::string_view(c->tls_buffer.get(), n);
+    }
+    // Plain text: wait for readiness, then read into the loop's one buffer.
+    for (;;) {
+        std::error_code ec;
+        std::size_t n = c->stream.socket().read_some(asio::buffer(read_buffer), ec);
+        if (!ec)
+            co_return std::string_view(read_buffer, n);
+        if (ec != asio::error::would_block && ec != asio::error::try_again)
+            co_return std::string_view();
+        auto [wec] = co_await c->stream.socket().async_wait(net::tcp::socket::wait_read, net::use_nothrow);
+        if (wec || c->timed_out)
+            co_return std::string_view();
+    }
+}
+
+void write_now(net::tcp::socket& sock, std::string& out)
+{
+    std::error_code ec;
+    sock.non_blocking(true, ec);
+    asio::write(sock, asio::buffer(out), ec);
+    out.clear();
+}
+
+net::awaitable<void> say_last_words(std::shared_ptr<connection> c, std::string& out)
+{
+    if (!c->stream.tls_active()) {
+        write_now(c->stream.socket(), out);
+        co_return;
+    }
+    c->timed_out = false;
+    c->deadline = steady::now() + std::chrono::seconds(5);
+    arm_watchdog(c);
+    co_await c->stream.write_all(asio::buffer(out));
+    out.clear();
+}
+
+net::awaitable<bool> flush(std::shared_ptr<connection> c, std::string& out)
+{
+    if (out.empty())
+        co_return true;
+    auto ec = co_await c->stream.write_all(asio::buffer(out));
+    out.clear();
+    co_return !ec;
+}
+
+net::awaitable<bool> handshake(std::shared_ptr<connection> c, tls::server_contexts& tls, std::string_view sid,
+                               std::string_view ip)
+{
+    // Copies: the views must not be held across the co_await (STYLE 9).
+    const std::string session(sid), client(ip);
+    auto ec = co_await c->stream.handshake_server(tls.current());
+    if (ec) {
+        log::info("tls").kv("session", session).kv("client", client).kv("result", "failed")
+            .kv("error", c->timed_out ? std::string("timeout") : ec.message());
+        co_return false;
+    }
+    log::info("tls").kv("session", session).kv("client", client).kv("result", "ok")
+        .kv("tls", c->stream.tls_description());
+    co_return true;
+}
+
+net::awaitable<void> close(std::shared_ptr<connection> c)
+{
+    if (c->stream.tls_active() && !c->timed_out) {
+        set_deadline(c, std::chrono::seconds(2));
+        co_await c->stream.shutdown(std::chrono::milliseconds(500));
+    }
+    c->finished = true;
+    c->timer.cancel();
+    std::error_code ec;
+    c->stream.socket().shutdown(net::tcp::socket::shutdown_both, ec);
+    c->stream.socket().close(ec);
+}
+
+bool connection_counter::admit(const std::string& ip, const config::limits& lim)
+{
+    auto& mine = per_ip_[ip];
+    bool over = connections_ >= lim.connections || mine >= lim.connections_per_ip;
+    ++connections_;
+    ++mine;
+    return !over;
+}
+
+void connection_counter::release(const std::string& ip)
+{
+    --connections_;
+    if (auto it = per_ip_.find(ip); it != per_ip_.end() && --it->second == 0)
+        per_ip_.erase(it);
+}
+
+net::tcp::acceptor bind_listener(asio::io_context& io, const config::listener& l, bool tls_available)
+{
+    std::error_code ec;
+    auto addr = asio::ip::make_address(l.host, ec);
+    if (ec)
+        throw std::system_error(ec, "listener " + l.spec);
+    if (l.tls != config::listener_tls::none && !tls_available)
+        throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                "listener " + l.spec + ": TLS without a certificate");
+    net::tcp::endpoint ep(addr, l.port);
+    net::tcp::acceptor acc(io);
+    acc.open(ep.protocol(), ec);
+    if (!ec)
+        acc.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && ep.address().is_v6())
+        acc.set_option(asio::ip::v6_only(true), ec);
+    if (!ec)
+        acc.bind(ep, ec);
+    if (!ec)
+        acc.listen(4096, ec);
+    if (ec)
+        throw std::system_error(ec, "listener " + l.spec);
+    log::info("listen").kv("address", l.spec).kv("mode", mode_name(l.mode)).kv("tls", tls_name(l.tls));
+    return acc;
+}
+
+net::awaitable<void> accept_loop(net::tcp::acceptor& acc, std::function<void(net::tcp::socket)> spawn)
+{
+    asio::steady_timer pause(acc.get_executor());
+    for (;;) {
+        auto [ec, sock] = co_await acc.async_accept(net::use_nothrow);
+        if (ec == asio::error::operation_aborted || !acc.is_open())
+            co_return;
+        if (ec) {
+            log::warn("accept").kv("error", ec.message());
+            pause.expires_after(std::chrono::milliseconds(100));
+            co_await pause.async_wait(net::use_nothrow);
+            continue;
+        }
+        spawn(std::move(sock));
+    }
+}
+
+net::awaitable<std::tuple<std::error_code, bool>> check_password(asio::thread_pool& pool,
+                                                                 std::shared_ptr<auth::credentials> creds,
+                                                                 std::string user, std::string password)
+{
+    auto job = [creds = std::move(creds), user = std::move(user), password = std::move(password)]() mutable {
+        auto checked = creds->check(user, password);
+        std::fill(password.begin(), password.end(), '\0');
+        return checked;
+    };
+    auto checking = offload(pool, std::move(job));
+    auto r = co_await std::move(checking);
+    if (!r)
+        co_return std::tuple(r.error(), false);
+    co_return std::tuple(std::error_code(), *r);
+}
+
+void log_spawn_failure(std::exception_ptr e)
+{
+    log::exception("session_crash", e);
+}
+
+} // namespace postern::server
