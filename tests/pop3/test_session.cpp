@@ -421,6 +421,18 @@ TEST_SUITE("pop3")
         // The shell only deletes at event update, which never came.
     }
 
+    TEST_CASE("a refused connection gets -ERR [SYS/TEMP] instead of the greeting, then closes")
+    {
+        session s({.stls = true, .implicit_tls = false, .auth = auth_offer::always});
+        s.refuse("too many connections");
+        CHECK(s.next() == event::close);
+        CHECK(s.output() == "-ERR [SYS/TEMP] too many connections\r\n");
+        s.feed("USER u\r\n"); // nothing more is read or answered
+        s.output().clear();
+        CHECK(s.next() == event::close);
+        CHECK(s.output().empty());
+    }
+
     TEST_CASE("a large message is stuffed piece by piece without being held twice")
     {
         session s({.stls = false, .implicit_tls = false, .auth = auth_offer::always});
