@@ -144,6 +144,36 @@ def fdp_string(s):
     return s.replace(b"\\", b"\\\\") + b"\\x"
 
 
+def mime_seeds():
+    """fuzz_mime's input is a message; its first line is also tried as a section-spec."""
+    def crlf(b):
+        return b.replace(b"\n", b"\r\n")
+    nested = crlf(
+        b"From: Alice <alice@example.org>\nTo: undisclosed-recipients:;\nCc: G: a@b.test, \"C, D\" <c@d.test>;\n"
+        b"Subject: =?utf-8?B?4oKsIDEwMA==?= =?ISO-8859-1?Q?Andr=E9?=\nMIME-Version: 1.0\n"
+        b"Content-Type: multipart/mixed; boundary=outer\n\npreamble\n--outer\n"
+        b"Content-Type: multipart/alternative; boundary=\"inner\"\n\n--inner\n"
+        b"Content-Type: text/plain; charset=utf-8\n\nHello.\n--outer is no boundary here\n--inner\n"
+        b"Content-Type: text/html\nContent-Transfer-Encoding: quoted-printable\n\n<p>Hi</p>\n--inner--\n"
+        b"--outer\nContent-Type: application/pdf; name*0*=utf-8''%E2%82%AC; name*1=\".pdf\"\n"
+        b"Content-Disposition: attachment; filename*=iso-8859-1'de'M%FCller.pdf\nContent-Language: en, de\n"
+        b"Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n--outer\nContent-Type: message/rfc822\n\n"
+        b"From: carol@example.com\nContent-Type: multipart/digest; boundary=d\n\n--d\n\nSubject: one\n\nx\n"
+        b"--d\n\nSubject: two\n\ny\n--d--\n--outer--\nepilogue\n")
+    deep = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i) for i in range(24))
+    return [
+        b"4.2.HEADER.FIELDS (From Subject)\n" + nested, nested, nested.replace(b"\r\n", b"\n"),
+        b"HEADER\r\n\r\nbody", b"",
+        b"Subject: only a header\r\nContent-Type: multipart/mixed; boundary=x\r\n",
+        crlf(b"Content-Type: multipart/mixed\n\n--b\n\nno boundary parameter\n"),
+        crlf(b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nunclosed\n--b\nContent-Type: message/rfc822\n\n"),
+        crlf(b"Content-Type: message/rfc822\n\nContent-Type: message/rfc822\n\nSubject: in\n\nbody\n"),
+        deep + b"leaf\r\n",
+        crlf(b"Sender: <@a.test,@b.test:joe@c.test>\nReply-To: x (c) <\"q u\"@[192.0.2.1]>\nTo: a, b@, <>\n\n"),
+        b"Subject: Gr\xc3\xbc\xc3\x9fe\r\nFrom: j\xc3\xb6rg@x.test\r\n\r\n\x00\xff",
+    ]
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
@@ -241,6 +271,7 @@ def main():
             b"Subject: x\nX-Long: " + b"y" * 1200 + b"\n\nbody with =_postern-bounce-id-0. inside\r\n",
             b"\x03\x02\x01\x06\x01\x20"),
     ]
+    seeds["mime"] = mime_seeds()
     seeds["base64_sasl"] = [
         b"AGFsaWNlAHMzY3JldA==", b"YWxpY2UAYWxpY2UAcGFzcw==", b"YWxpY2U=", b"czNjcmV0LVBX", b"=", b"",
         b"\x00\x05alicepassword", b"\x03\x04bobbbobpass",
