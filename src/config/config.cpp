@@ -569,7 +569,7 @@ ordered_json write_number(const owner_of<Member>& in)
 // here. Upper bounds catch unit mix-ups (milliseconds for seconds, bytes for
 // KiB), not deliberate choices.
 constexpr std::uint64_t max_timeout = 86400; // a day
-constexpr std::array<key_spec<limits>, 8> limit_keys{{
+constexpr std::array<key_spec<limits>, 9> limit_keys{{
     {"message_size", &read_number<&limits::message_size, 1024, 4ull << 30>, &write_number<&limits::message_size>,
         nullptr},
     {"recipients", &read_number<&limits::recipients, 1, 100000>, &write_number<&limits::recipients>, nullptr},
@@ -582,6 +582,8 @@ constexpr std::array<key_spec<limits>, 8> limit_keys{{
         nullptr},
     {"errors", &read_number<&limits::errors, 1, 100000>, &write_number<&limits::errors>, nullptr},
     {"min_free_space", &read_number<&limits::min_free_space, 0, 1ull << 50>, &write_number<&limits::min_free_space>,
+        nullptr},
+    {"shutdown_timeout_s", &read_number<&limits::shutdown_timeout, 0, 3600>, &write_number<&limits::shutdown_timeout>,
         nullptr},
 }};
 

@@ -1,5 +1,6 @@
 #include "postern/daemon/serve.hpp"
 
+#include <chrono>
 #include <csignal>
 #include <exception>
 #include <functional>
@@ -161,20 +162,65 @@ int serve(const config::settings& s)
         };
         hup.async_wait(on_hup);
 
+        // SIGTERM/SIGINT: a graceful stop. Stop accepting; sessions with
+        // nothing open get "421 4.3.2" at once, open mail transactions may
+        // finish for limits.shutdown_timeout_s; then the rest get 421 too,
+        // and at most 5 s later the loop ends. Whatever was acknowledged is
+        // already durable (the committer drains below); deliveries under way
+        // are cancelled and retried at the next start. A second signal
+        // ends the wait at once.
         asio::signal_set signals(io, SIGTERM, SIGINT);
-        signals.async_wait([&](std::error_code ec, int sig) {
-            if (ec)
-                return;
-            log::info("shutdown").kv("signal", sig);
-            smtp.stop();
-            pop3.stop();
+        asio::steady_timer drain(io);
+        enum class stopping { no, grace, forced } phase = stopping::no;
+        auto deadline = std::chrono::steady_clock::now();
+        auto finish = [&] {
+            drain.cancel();
+            signals.cancel();
             hup.cancel();
             control.stop();
             remote.stop();
             if (lmtp)
                 lmtp->stop();
             io.stop();
-        });
+        };
+        std::function<void(std::error_code)> watch = [&](std::error_code ec) {
+            if (ec)
+                return;
+            const auto open = smtp.sessions() + pop3.sessions();
+            const auto now = std::chrono::steady_clock::now();
+            if (open == 0)
+                return finish();
+            if (phase == stopping::grace && now >= deadline) {
+                log::warn("shutdown").kv("sessions", open).kv("action", "421 4.3.2 to the rest");
+                phase = stopping::forced;
+                smtp.force_close();
+                pop3.force_close();
+                deadline = now + std::chrono::seconds(5);
+            } else if (phase == stopping::forced && now >= deadline) {
+                log::warn("shutdown").kv("sessions", open).kv("action", "closing");
+                return finish();
+            }
+            drain.expires_after(std::chrono::milliseconds(20));
+            drain.async_wait(watch);
+        };
+        std::function<void(std::error_code, int)> on_signal = [&](std::error_code ec, int sig) {
+            if (ec)
+                return;
+            if (phase != stopping::no) {
+                log::info("shutdown").kv("signal", sig).kv("action", "now");
+                return finish();
+            }
+            log::info("shutdown").kv("signal", sig).kv("sessions", smtp.sessions() + pop3.sessions())
+                .kv("timeout", static_cast<std::uint64_t>(s.lim.shutdown_timeout.count()));
+            phase = stopping::grace;
+            deadline = std::chrono::steady_clock::now() + s.lim.shutdown_timeout;
+            smtp.shutdown();
+            pop3.shutdown();
+            hup.cancel();
+            signals.async_wait(on_signal);
+            watch({});
+        };
+        signals.async_wait(on_signal);
 
         // The control socket first: it refuses to start when another live
         // server owns this spool, before this one scans or delivers anything.

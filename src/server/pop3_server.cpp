@@ -44,6 +44,7 @@ struct pop3_server::shared {
     std::shared_ptr<auth::credentials> credentials;
     std::vector<slot> slots;
     connection_counter counter;
+    connection_set live;
     auth::failure_limiter limiter;
     // Declared last, so it is joined before anything its jobs use goes away.
     asio::thread_pool pool{1};
@@ -152,6 +153,22 @@ void pop3_server::stop()
     }
 }
 
+void pop3_server::shutdown()
+{
+    stop();
+    st_->live.stop_idle();
+}
+
+void pop3_server::force_close()
+{
+    st_->live.stop_all();
+}
+
+std::size_t pop3_server::sessions() const noexcept
+{
+    return st_->live.size();
+}
+
 net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_t index, net::tcp::socket sock)
 {
     std::error_code ec;
@@ -173,6 +190,7 @@ net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_
     pop3::session s(session_cfg);
     const auto& lim = st->cfg.lim;
     bool open = st->counter.admit(ip, lim);
+    st->live.add(c);
     log::info("connect").kv("session", sid).kv("client", ip).kv("port", remote.port())
         .kv("listener", st->slots[index].listener->spec);
     if (!open) {
@@ -211,7 +229,15 @@ net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_
             if (restart_deadline)
                 set_deadline(c, s.authenticated() ? std::max(autologout, lim.command_timeout) : lim.command_timeout);
             restart_deadline = false;
-            if (auto bytes = co_await read_some(c); !bytes.empty()) {
+            if (c->stopping) { // between commands: nothing of the client's is open
+                s.refuse("server shutting down");
+                log::info("shutdown").kv("session", sid).kv("client", ip);
+                break;
+            }
+            c->idle = true;
+            auto bytes = co_await read_some(c);
+            c->idle = false;
+            if (!bytes.empty()) {
                 s.feed(bytes);
                 break;
             }
@@ -219,8 +245,12 @@ net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_
                 s.timeout();
                 co_await say_last_words(c, s.output());
                 log::info("timeout").kv("session", sid).kv("client", ip);
+            } else if (c->stopping) {
+                s.refuse("server shutting down");
+                co_await say_last_words(c, s.output());
+                log::info("shutdown").kv("session", sid).kv("client", ip);
             }
-            open = false; // EOF, reset or timeout
+            open = false; // EOF, reset, timeout or shutdown
             break;
         }
         case pop3::event::check_auth: {
@@ -377,6 +407,7 @@ net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_
         }
     }
     co_await close(c);
+    st->live.remove(c);
     drop.lock.release();
     st->counter.release(ip);
     auto line = log::info("disconnect");

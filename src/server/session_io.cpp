@@ -140,6 +140,36 @@ net::awaitable<void> close(std::shared_ptr<connection> c)
     c->stream.socket().close(ec);
 }
 
+void connection_set::add(const std::shared_ptr<connection>& c)
+{
+    c->stopping = stopping_;
+    live_.insert(c);
+}
+
+void connection_set::remove(const std::shared_ptr<connection>& c)
+{
+    live_.erase(c);
+}
+
+void connection_set::stop_idle()
+{
+    stopping_ = true;
+    for (const auto& c : live_) {
+        c->stopping = true;
+        if (c->idle)
+            c->stream.cancel();
+    }
+}
+
+void connection_set::stop_all()
+{
+    stopping_ = true;
+    for (const auto& c : live_) {
+        c->stopping = true;
+        c->stream.cancel();
+    }
+}
+
 bool connection_counter::admit(const std::string& ip, const config::limits& lim)
 {
     auto& mine = per_ip_[ip];

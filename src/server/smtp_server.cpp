@@ -64,6 +64,7 @@ struct smtp_server::shared {
     std::shared_ptr<auth::credentials> credentials;
     std::vector<slot> slots;
     connection_counter counter;
+    connection_set live;
     std::size_t* total = nullptr;
     std::vector<util::cidr> relay_networks;
     // Lower-cased login name → the lower-cased sender addresses it may use.
@@ -198,6 +199,22 @@ void smtp_server::stop()
     }
 }
 
+void smtp_server::shutdown()
+{
+    stop();
+    st_->live.stop_idle();
+}
+
+void smtp_server::force_close()
+{
+    st_->live.stop_all();
+}
+
+std::size_t smtp_server::sessions() const noexcept
+{
+    return st_->live.size();
+}
+
 net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_t index, net::tcp::socket sock)
 {
     std::error_code ec;
@@ -221,6 +238,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
     const auto& lim = st->cfg.lim;
     ++*st->total;
     bool over = !st->counter.admit(ip, lim);
+    st->live.add(c);
     log::info("connect").kv("session", sid).kv("client", ip).kv("port", remote.port())
         .kv("listener", st->slots[index].listener->spec);
 
@@ -269,7 +287,17 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             if (restart_deadline)
                 set_deadline(c, last_phase == smtp::input_phase::data ? lim.data_timeout : lim.command_timeout);
             restart_deadline = false;
-            if (auto bytes = co_await read_some(c); !bytes.empty()) {
+            // Shutting down: a client with no open transaction loses
+            // nothing by a 421 now; one inside a transaction may finish it.
+            if (c->stopping && !s.in_transaction()) {
+                s.shutting_down();
+                log::info("shutdown").kv("session", sid).kv("client", ip);
+                break;
+            }
+            c->idle = !s.in_transaction();
+            auto bytes = co_await read_some(c);
+            c->idle = false;
+            if (!bytes.empty()) {
                 restart_deadline = data_progress(last_phase, bytes);
                 s.set_storage_low(st->storage_low());
                 s.feed(bytes);
@@ -279,8 +307,14 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
                 s.timeout();
                 co_await say_last_words(c, s.output());
                 log::info("timeout").kv("session", sid).kv("client", ip);
+            } else if (c->stopping) {
+                const bool abandoned = s.in_transaction();
+                s.shutting_down(); // RFC 5321 3.8: 421, even inside a transaction past the grace time
+                co_await say_last_words(c, s.output());
+                log::info("shutdown").kv("session", sid).kv("client", ip)
+                    .kv("transaction", abandoned ? "abandoned" : "none");
             }
-            open = false; // EOF, reset or timeout
+            open = false; // EOF, reset, timeout or shutdown
             break;
         }
         case smtp::event::check_rcpt: {
@@ -441,6 +475,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
         }
     }
     co_await close(c);
+    st->live.remove(c);
     st->counter.release(ip);
     auto line = log::info("disconnect");
     line.kv("session", sid).kv("client", ip).kv("messages", s.messages()).kv("errors", s.errors());

@@ -134,6 +134,35 @@ void server_session::timeout()
     state_ = state::closing;
 }
 
+void server_session::shutting_down()
+{
+    reply(421, "4.3.2", cfg_.hostname + " Service shutting down, try again later");
+    state_ = state::closing;
+}
+
+bool server_session::in_transaction() const noexcept
+{
+    switch (state_) {
+    case state::mail:
+    case state::rcpt_wait:
+    case state::sender_wait:
+    case state::data:
+    case state::chunk:
+    case state::commit_wait:
+        return true;
+    case state::fresh:
+    case state::greeted:
+    case state::ready:
+    case state::auth_response:
+    case state::auth_wait:
+    case state::tls_pending:
+    case state::closing:
+    case state::closed:
+        return false;
+    }
+    return false;
+}
+
 input_phase server_session::phase() const noexcept
 {
     return state_ == state::data || state_ == state::chunk ? input_phase::data : input_phase::command;

@@ -91,6 +91,7 @@ void check_same(const settings& a, const settings& b)
     CHECK(a.lim.command_timeout == b.lim.command_timeout);
     CHECK(a.lim.data_timeout == b.lim.data_timeout);
     CHECK(a.lim.errors == b.lim.errors);
+    CHECK(a.lim.shutdown_timeout == b.lim.shutdown_timeout);
     CHECK(a.relay_networks == b.relay_networks);
     CHECK(a.dns.servers == b.dns.servers);
     CHECK(a.queue.retry_initial == b.queue.retry_initial);
@@ -224,6 +225,7 @@ TEST_CASE("absent keys take their defaults")
         CHECK(s.lim.command_timeout == 300s);
         CHECK(s.lim.data_timeout == 600s);
         CHECK(s.lim.errors == 20);
+        CHECK(s.lim.shutdown_timeout == 30s);
         CHECK(s.relay_networks.empty()); // no relaying without AUTH unless the file says so
         CHECK(s.dns.servers.empty());    // /etc/resolv.conf
         CHECK(s.queue.retry_initial == 300s);
@@ -257,6 +259,7 @@ TEST_CASE("absent keys take their defaults")
         auto s = parse(R"({"limits": {"recipients": 7}})", src);
         CHECK(s.lim.recipients == 7);
         CHECK(s.lim.errors == 20);
+        CHECK(s.lim.shutdown_timeout == 30s);
         CHECK(s.lim.message_size == 36700160);
     }
     SUBCASE("absent keys of the outbound objects keep their defaults beside given ones")
@@ -374,7 +377,7 @@ TEST_CASE("unknown keys are refused at every level")
             R"(/tmp/x.json: listeners[0].starttls: expected one of the known keys (address, mode, tls), got unknown key "starttls")"},
         {R"({"limits": {"recipient": 5}})",
             "/tmp/x.json: limits.recipient: expected one of the known keys (message_size, recipients, connections, "
-            "connections_per_ip, command_timeout_s, data_timeout_s, errors, min_free_space), got unknown key \"recipient\""},
+            "connections_per_ip, command_timeout_s, data_timeout_s, errors, min_free_space, shutdown_timeout_s), got unknown key \"recipient\""},
         {R"({"users": [{"address": "a@localhost", "passwd": "x"}], "local_domains": ["localhost"]})",
             R"(/tmp/x.json: users[0].passwd: expected one of the known keys (address, password, addresses), got unknown key "passwd")"},
         {R"({"tls": {"cert": "/x"}})",
@@ -504,6 +507,8 @@ TEST_CASE("limits outside their bounds are refused")
         {"command_timeout_s", 300000, "an integer from 1 to 86400, got 300000"},
         {"data_timeout_s", 86401, "an integer from 1 to 86400, got 86401"},
         {"errors", 0, "an integer from 1 to 100000, got 0"},
+        {"shutdown_timeout_s", 3601, "an integer from 0 to 3600, got 3601"},
+        {"shutdown_timeout_s", -1, "an integer from 0 to 3600, got -1"},
         {"errors", nlohmann::json::parse("100000000000000000000"), "an integer from 1 to 100000, got 1e+20"},
     };
     for (const auto& v : variants) {

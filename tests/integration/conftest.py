@@ -409,6 +409,9 @@ BASE_CONFIG = {
         "command_timeout_s": 300,
         "data_timeout_s": 600,
         "errors": 20,
+        # Sessions a test leaves open mid-transaction must not hold up
+        # Server.stop() (SIGTERM, then SIGKILL after 5 s).
+        "shutdown_timeout_s": 2,
     },
     "log_level": "info",
 }

@@ -383,3 +383,19 @@ def test_fetchmail_fetches_new_mail_by_uidl_then_deletes(make_server, pw_hash, t
     everything = {**{u: b for u, (_, b) in stored.items()}, **fresh}
     assert sorted(fetched) == sorted(lf(b) for b in everything.values()), r.stdout.decode(errors="replace")
     assert pop.files(ALICE) == {}
+
+
+def test_sigterm_ends_pop3_sessions_without_deleting(pop):
+    import poplib
+    import signal
+    stored = pop.deliver(ALICE, MESSAGES[:2])
+    p = pop.poplib()
+    login(p)
+    assert p.dele(1).startswith(b"+OK")
+    pop.srv.proc.send_signal(signal.SIGTERM)
+    line = p.file.readline()  # unsolicited: the server's last words
+    assert line.startswith(b"-ERR [SYS/TEMP]"), line
+    pop.srv.proc.wait(timeout=TIMEOUT)
+    pop.srv.expect_dead = True
+    assert pop.srv.proc.returncode == 0
+    assert sorted(pop.files(ALICE)) == sorted(stored)  # DELE without QUIT removes nothing

@@ -1173,3 +1173,36 @@ TEST_CASE("protocol() gains A once authenticated: ESMTPA, ESMTPSA, UTF8SMTPSA")
 }
 
 } // TEST_SUITE
+
+TEST_CASE("a transaction is open from MAIL to its commit or RSET, and shutting down answers 421 4.3.2")
+{
+    server_session s(test_config());
+    s.start();
+    CHECK_FALSE(s.in_transaction());
+    s.feed("EHLO client.example\r\n");
+    CHECK(s.next() == event::need_input);
+    CHECK_FALSE(s.in_transaction());
+    s.feed("MAIL FROM:<a@x.test>\r\n");
+    CHECK(s.next() == event::need_input);
+    CHECK(s.in_transaction());
+    s.feed("RSET\r\n");
+    CHECK(s.next() == event::need_input);
+    CHECK_FALSE(s.in_transaction());
+    s.feed("MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n");
+    REQUIRE(s.next() == event::check_rcpt);
+    CHECK(s.in_transaction());
+    s.answer_rcpt(rcpt_verdict::accept);
+    s.feed("DATA\r\nSubject: s\r\n\r\nbody\r\n");
+    CHECK(s.next() == event::need_input);
+    CHECK(s.in_transaction()); // inside DATA
+    s.feed(".\r\n");
+    REQUIRE(s.next() == event::commit);
+    CHECK(s.in_transaction()); // not yet durable
+    s.committed(std::string("0123456789abcdef"));
+    CHECK(s.next() == event::need_input);
+    CHECK_FALSE(s.in_transaction());
+    s.output().clear();
+    s.shutting_down();
+    CHECK(s.next() == event::close);
+    CHECK(s.output().ends_with("421 4.3.2 " + test_config().hostname + " Service shutting down, try again later\r\n"));
+}

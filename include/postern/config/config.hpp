@@ -74,6 +74,9 @@ struct limits {
     // Below this many free octets on the spool's or the Maildirs' file
     // system, MAIL and DATA get 452 4.3.1 (0 = never refuse for space).
     std::uint64_t min_free_space = 104857600; // 100 MiB
+    // SIGTERM: open transactions may finish for this long; then the rest
+    // get 421 4.3.2 and the server exits (0 = at once).
+    std::chrono::seconds shutdown_timeout{30};
 };
 
 enum class log_level { info, warn };

@@ -78,7 +78,9 @@ public:
     void start();
     // The read deadline passed: "-ERR" and close.
     void timeout();
-    // Instead of start(): "-ERR [SYS/TEMP] why" and close (a connection limit).
+    // "-ERR [SYS/TEMP] why" and close: instead of start() (a connection
+    // limit) or between commands (the server shutting down). Nothing marked
+    // deleted is removed (RFC 1939 6: only QUIT enters UPDATE).
     void refuse(std::string_view why);
 
     void feed(std::string_view bytes);

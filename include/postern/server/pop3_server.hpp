@@ -39,6 +39,13 @@ public:
     void start();
     // Stops accepting; sessions in progress finish on their own.
     void stop();
+    // Graceful stop: stops accepting; every session gets "-ERR [SYS/TEMP]"
+    // and is closed between commands (a RETR under way is sent first).
+    // Nothing marked deleted is removed: only QUIT does that.
+    void shutdown();
+    // The grace time is over: every remaining session is cut now.
+    void force_close();
+    std::size_t sessions() const noexcept;
 
 private:
     struct shared;

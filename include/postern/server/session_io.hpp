@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -46,7 +47,31 @@ struct connection {
     steady::time_point deadline;
     bool timed_out = false;
     bool finished = false;
+    // Graceful stop: the shell sets idle while it waits for a command with no
+    // work of the client's open (no mail transaction); connection_set sets
+    // stopping and cancels idle reads. A shell that sees stopping says its
+    // protocol's "shutting down" and closes once nothing is open.
+    bool idle = false;
+    bool stopping = false;
     std::unique_ptr<char[]> tls_buffer; // TLS reads need a buffer per session
+};
+
+// The live connections of one server, for a graceful stop (SIGTERM).
+class connection_set {
+public:
+    // A connection added after stop_idle() is stopping from the start.
+    void add(const std::shared_ptr<connection>& c);
+    void remove(const std::shared_ptr<connection>& c);
+    // Marks every connection stopping and wakes those waiting idle.
+    void stop_idle();
+    // Marks every connection stopping and cancels whatever each waits for
+    // (a transaction still open past the grace time).
+    void stop_all();
+    std::size_t size() const noexcept { return live_.size(); }
+
+private:
+    std::set<std::shared_ptr<connection>> live_;
+    bool stopping_ = false;
 };
 
 // Starts the watchdog at c->deadline: when it passes, timed_out is set and

@@ -46,6 +46,16 @@ public:
     void start();
     // Stops accepting; sessions in progress finish on their own.
     void stop();
+    // Graceful stop (SIGTERM): stops accepting, answers "421 4.3.2" to the
+    // sessions without an open mail transaction at once and to the others
+    // once their transaction is done.
+    void shutdown();
+    // The grace time is over: every remaining session gets "421 4.3.2" now,
+    // its open transaction abandoned (not acknowledged, so the client keeps
+    // the message and retries).
+    void force_close();
+    // Sessions still open.
+    std::size_t sessions() const noexcept;
 
     std::size_t connections() const noexcept { return total_; }
 

@@ -113,6 +113,13 @@ public:
     void refuse(std::string_view why);
     // The read deadline passed: "421 4.4.2", close.
     void timeout();
+    // The server is going down (RFC 5321 3.8): "421 4.3.2", close. An open
+    // transaction is abandoned, its message not accepted (the client keeps
+    // it and retries).
+    void shutting_down();
+    // MAIL given and the transaction neither committed nor reset: the
+    // client would lose work if the session ended now.
+    bool in_transaction() const noexcept;
 
     void feed(std::string_view bytes);
     event next();
