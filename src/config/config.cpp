@@ -8,6 +8,7 @@
 #include "postern/config/config.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -1409,6 +1410,49 @@ ordered_json write_auth(const settings& in)
     return write_object(in.auth, auth_keys);
 }
 
+// ---- user, group ----
+
+constexpr std::string_view account_expected =
+    "a user or group name (letters, digits, '.', '_', '-', not beginning with '-', at most 32) or null";
+
+// POSIX portable names (the shadow tools' default rule), so the name cannot
+// smuggle anything into a log line or a lookup.
+std::string read_account(const json& value, const locus& at)
+{
+    if (value.is_null())
+        return {};
+    const auto& s = read_string(value, at, account_expected);
+    const bool bad = s.empty() || s.size() > 32 || s[0] == '-' ||
+                     std::any_of(s.begin(), s.end(), [](char c) {
+                         return !(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+                     });
+    if (bad)
+        at.fail(account_expected, value);
+    return s;
+}
+
+void read_user(const json& value, const locus& at, settings& out)
+{
+    out.run_as_user = read_account(value, at);
+}
+
+ordered_json write_user(const settings& in)
+{
+    return in.run_as_user.empty() ? ordered_json(nullptr) : ordered_json(in.run_as_user);
+}
+
+void read_group(const json& value, const locus& at, settings& out)
+{
+    out.run_as_group = read_account(value, at);
+    if (!out.run_as_group.empty() && out.run_as_user.empty())
+        at.fail_text("a group only together with \"user\"", "\"user\" unset");
+}
+
+ordered_json write_group(const settings& in)
+{
+    return in.run_as_group.empty() ? ordered_json(nullptr) : ordered_json(in.run_as_group);
+}
+
 void read_log_level(const json& value, const locus& at, settings& out)
 {
     out.log = read_choice(value, at, log_levels);
@@ -1420,7 +1464,7 @@ ordered_json write_log_level(const settings& in)
 }
 
 // Order matters: a key is read after the keys it depends on.
-constexpr std::array<key_spec<settings>, 18> top_keys{{
+constexpr std::array<key_spec<settings>, 20> top_keys{{
     {"hostname", &read_hostname, &write_hostname, &default_hostname},
     {"spool_dir", &read_spool_dir, &write_spool_dir, nullptr},
     {"mail_root", &read_mail_root, &write_mail_root, nullptr},
@@ -1439,6 +1483,8 @@ constexpr std::array<key_spec<settings>, 18> top_keys{{
     {"tls", &read_tls, &write_tls, nullptr},   // default: self-signed
     {"auth", &read_auth, &write_auth, nullptr},
     {"log_level", &read_log_level, &write_log_level, nullptr},
+    {"user", &read_user, &write_user, nullptr},   // default: null (no privilege drop)
+    {"group", &read_group, &write_group, nullptr}, // after user; default: the user's group
 }};
 
 // ---- JSON text ----

@@ -10,7 +10,9 @@
 #include <set>
 #include <string>
 #include <system_error>
+#include <unistd.h>
 
+#include "postern/daemon/privileges.hpp"
 #include "postern/delivery/direct_store.hpp"
 #include "postern/delivery/lmtp_agent.hpp"
 #include "postern/delivery/local_agent.hpp"
@@ -88,12 +90,22 @@ int serve(const config::settings& s)
 {
     log::set_verbose(s.log == config::log_level::info);
     ::signal(SIGPIPE, SIG_IGN);
+    std::optional<account> run_as;
     try {
         check_certificate(s); // a configuration error: exit 2 before any bind
+        run_as = resolve_account(s);
     } catch (const config::error& e) {
         log::fatal("config").kv("error", e.what());
         return 2;
     }
+    if (run_as && ::geteuid() != 0 && ::geteuid() != run_as->uid) {
+        log::fatal("privileges").kv("user", run_as->user)
+            .kv("error", "switching to the configured user needs root; started as uid " + std::to_string(::geteuid()));
+        return 1;
+    }
+    if (!run_as && ::geteuid() == 0)
+        log::warn("privileges").kv("user", "root")
+            .kv("note", "running as root: set \"user\" to run unprivileged once the ports are bound");
     try {
         util::system_clock clock;
         route::table routes(s);
@@ -138,6 +150,14 @@ int serve(const config::settings& s)
         smtp.bind();
         server::pop3_server pop3(io, s, clock, tls_contexts ? &*tls_contexts : nullptr, credentials);
         pop3.bind();
+        // Ports bound: now give up root for good, before the control socket,
+        // the delivery threads and any client's byte.
+        if (run_as && ::geteuid() == 0) {
+            hand_over({s.spool_dir, s.mail_root}, *run_as);
+            drop_privileges(*run_as);
+            log::info("privileges").kv("user", run_as->user).kv("group", run_as->group)
+                .kv("uid", static_cast<std::uint64_t>(run_as->uid)).kv("gid", static_cast<std::uint64_t>(run_as->gid));
+        }
         // `postern queue ...`: requests go to the runner, which owns the queue.
         server::control_server control(io, s.spool_dir,
             [&runner](std::string request, server::control_server::reply_fn reply) {

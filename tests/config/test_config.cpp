@@ -92,6 +92,8 @@ void check_same(const settings& a, const settings& b)
     CHECK(a.lim.data_timeout == b.lim.data_timeout);
     CHECK(a.lim.errors == b.lim.errors);
     CHECK(a.lim.shutdown_timeout == b.lim.shutdown_timeout);
+    CHECK(a.run_as_user == b.run_as_user);
+    CHECK(a.run_as_group == b.run_as_group);
     CHECK(a.relay_networks == b.relay_networks);
     CHECK(a.dns.servers == b.dns.servers);
     CHECK(a.queue.retry_initial == b.queue.retry_initial);
@@ -322,7 +324,7 @@ TEST_CASE("errors name the source, the key path and what was expected")
         CHECK(error_of(R"({"frobnicate": 1})") ==
             "/tmp/x.json: frobnicate: expected one of the known keys (hostname, spool_dir, mail_root, listeners, "
             "local_domains, users, recipient_delimiter, aliases, relay_networks, limits, dns, queue, remote, relay, "
-            "delivery, tls, auth, log_level), "
+            "delivery, tls, auth, log_level, user, group), "
             R"(got unknown key "frobnicate")");
     }
     SUBCASE("an alias key outside the local domains")
@@ -352,7 +354,7 @@ TEST_CASE("errors name the source, the key path and what was expected")
         CHECK(error_of("[1, 2]") ==
             "/tmp/x.json: top level: expected an object (keys: hostname, spool_dir, mail_root, listeners, "
             "local_domains, users, recipient_delimiter, aliases, relay_networks, limits, dns, queue, remote, relay, "
-            "delivery, tls, auth, log_level), "
+            "delivery, tls, auth, log_level, user, group), "
             "got [1,2]");
     }
     SUBCASE("a long value is shortened")
@@ -1021,10 +1023,13 @@ TEST_CASE("the example conf/postern.json is a valid configuration")
 {
     auto s = load_file(POSTERN_SOURCE_DIR "/conf/postern.json");
     CHECK(s.hostname == "mx.example.test");
-    REQUIRE(s.listeners.size() == 3);
+    REQUIRE(s.listeners.size() == 5);
     CHECK(s.listeners[0].spec == "0.0.0.0:25");
     CHECK(s.listeners[1].mode == listener_mode::submission);
     CHECK(s.listeners[2].tls == listener_tls::implicit);
+    CHECK(s.listeners[3].mode == listener_mode::pop3);
+    CHECK(s.listeners[4].tls == listener_tls::implicit);
+    CHECK(s.run_as_user == "postern"); // root binds the ports, then runs as postern
     CHECK(s.local_domains == std::vector<std::string>{"example.test"});
     REQUIRE(s.users.size() == 2);
     CHECK(s.users[0].address == "alice@example.test");
@@ -1166,12 +1171,12 @@ TEST_CASE("to_json gives back the same settings")
             CAPTURE(key);
             CHECK(doc.contains(key));
         }
-        CHECK(doc.size() == 18);
+        CHECK(doc.size() == 20);
         CHECK(doc["recipient_delimiter"] == "+");
         CHECK(doc["tls"] == nlohmann::json::parse(R"({"certificate": null, "private_key": null})"));
         CHECK(doc["auth"] == nlohmann::json::parse(R"({"plaintext_loopback": false, "any_sender": false,
             "max_failures": 3, "failure_delay_ms": 1000, "ip_max_failures": 10, "ip_window_s": 900})"));
-        CHECK(doc["limits"].size() == 8);
+        CHECK(doc["limits"].size() == 9);
         CHECK(doc["limits"]["min_free_space"] == 104857600);
         CHECK(doc["dns"] == nlohmann::json::parse(R"({"servers": []})"));
         CHECK(doc["queue"] == nlohmann::json::parse(R"({"retry_initial_s": 300, "retry_max_s": 3600,
@@ -1286,6 +1291,26 @@ TEST_CASE("tls names both a certificate and a key, or neither; auth settings are
         CHECK(s.listeners[4].mode == listener_mode::pop3);
         CHECK(s.listeners[4].tls == listener_tls::implicit);
     }
+}
+
+TEST_CASE("user and group: names for the privilege drop, unset by default, group only with user")
+{
+    CHECK(parse("{}", src).run_as_user.empty());
+    CHECK(parse("{}", src).run_as_group.empty());
+    auto s = parse(R"({"user": "postern", "group": "mail"})", src);
+    CHECK(s.run_as_user == "postern");
+    CHECK(s.run_as_group == "mail");
+    CHECK(parse(R"({"user": "_postern-1.x", "group": null})", src).run_as_user == "_postern-1.x");
+    const std::string expected = "expected a user or group name (letters, digits, '.', '_', '-', not beginning "
+                                 "with '-', at most 32) or null, got ";
+    CHECK(error_of(R"({"user": ""})") == "/tmp/x.json: user: " + expected + "\"\"");
+    CHECK(error_of(R"({"user": "-x"})") == "/tmp/x.json: user: " + expected + "\"-x\"");
+    CHECK(error_of(R"({"user": "a b"})") == "/tmp/x.json: user: " + expected + "\"a b\"");
+    CHECK(error_of(R"({"user": 0})") == "/tmp/x.json: user: " + expected + "0");
+    CHECK(error_of(R"({"user": "x", "group": "a/b"})") == "/tmp/x.json: group: " + expected + "\"a/b\"");
+    CHECK(error_of(R"({"group": "mail"})") == "/tmp/x.json: group: expected a group only together with \"user\", got \"user\" unset");
+    CHECK(error_of(R"({"user": "abcdefghijklmnopqrstuvwxyz0123456"})") ==
+          "/tmp/x.json: user: " + expected + "\"abcdefghijklmnopqrstuvwxyz0123456\"");
 }
 
 TEST_CASE("recipient_delimiter: plus-addressing on with '+' by default, configurable, \"\" for off")

@@ -1,14 +1,23 @@
 """Running postern (issue 9): graceful shutdown on SIGTERM — stop accepting,
 let open mail transactions finish within limits.shutdown_timeout_s, "421
-4.3.2" to the rest, the queue consistent afterwards."""
+4.3.2" to the rest, the queue consistent afterwards; dropping root for the
+configured "user" once the ports are bound, checked in /proc."""
 
+import grp
+import os
+import pwd
+import shutil
 import signal
-import socket
+import smtplib
+import stat
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import HOSTNAME, RawSMTP, make_message, port_is_bound, wait_for_files, wait_until
+from conftest import POSTERN_BIN, Server, make_message, port_is_bound, wait_for_files, wait_until
 
 TIMEOUT = 20
 
@@ -93,3 +102,81 @@ def test_a_second_sigterm_stops_at_once(make_server):
     sigterm(srv)
     assert exited(srv, timeout=10) == 0
     c.close()
+
+
+# --------------------------------------------------------------------------
+# privileges
+
+
+def proc_ids(pid):
+    """{thread id: (uids, gids, groups, CapEff)} from /proc/PID/task/*/status."""
+    out = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        fields = {}
+        with open(f"/proc/{pid}/task/{task}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                fields[k] = v.split()
+        out[task] = (fields["Uid"], fields["Gid"], fields["Groups"], fields["CapEff"])
+    return out
+
+
+@pytest.fixture
+def open_root(request):
+    """A server root every user can traverse (pytest's tmp dirs are 0700 and
+    owned by root, so the dropped server could not reach its own spool)."""
+    d = tempfile.mkdtemp(prefix="postern-priv-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
+def test_started_as_root_it_drops_to_the_configured_user_after_binding(open_root):
+    nobody = pwd.getpwnam("nobody")
+    nogroup = grp.getgrgid(nobody.pw_gid).gr_name
+    srv = Server(open_root / "srv", {"user": "nobody"})
+    try:
+        srv.start()
+        wait_until(lambda: srv.log_events("privileges"), 10, "the privileges line")
+        ids = proc_ids(srv.proc.pid)
+        assert len(ids) >= 2  # the worker threads dropped too
+        for task, (uids, gids, groups, cap) in ids.items():
+            assert uids == [str(nobody.pw_uid)] * 4, (task, uids)
+            assert gids == [str(nobody.pw_gid)] * 4, (task, gids)
+            assert groups in ([], [str(nobody.pw_gid)]), (task, groups)
+            assert int(cap[0], 16) == 0, (task, cap)
+        (line,) = srv.log_events("privileges")
+        assert line["user"] == "nobody" and line["group"] == nogroup
+        # The spool and the Maildirs are the user's, private, and work.
+        for d in (srv.spool, srv.mail_root):
+            st = os.stat(d)
+            assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (nobody.pw_uid, 0o700), d
+        sock = os.stat(srv.spool / "control.sock")
+        assert (sock.st_uid, stat.S_IMODE(sock.st_mode)) == (nobody.pw_uid, 0o600)
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=TIMEOUT) as c:
+            c.sendmail("s@remote.test", ["alice@example.test"], make_message("after the drop"))
+        (f,) = wait_for_files(srv.new("alice@example.test"), 1)
+        assert os.stat(f).st_uid == nobody.pw_uid
+        srv.stop()
+        assert srv.proc.returncode == 0
+    finally:
+        srv.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the warning is about root")
+def test_without_user_it_warns_when_running_as_root(make_server):
+    srv = make_server()
+    (line,) = srv.log_events("privileges")
+    assert line["severity"] == "warn" and line["user"] == "root", line
+
+
+def test_an_unknown_user_is_a_configuration_error_before_any_bind(make_server):
+    srv = make_server({"user": "no-such-user-postern"}, start=False)
+    r = subprocess.run([POSTERN_BIN, "serve", "--config", str(srv.config_path)], capture_output=True,
+                       timeout=TIMEOUT)
+    assert r.returncode == 2, r.stderr
+    assert (f'{srv.config_path}: user: expected an existing user name, got \\"no-such-user-postern\\"'
+            in r.stderr.decode()), r.stderr
+    assert b"event=listen" not in r.stderr
+    assert not port_is_bound(srv.port)

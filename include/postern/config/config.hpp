@@ -146,6 +146,12 @@ struct settings {
     std::string recipient_delimiter = "+";
     limits lim;
     log_level log = log_level::info;
+    // Started as root, postern binds its ports and then runs as this user
+    // (and group: default the user's own) for good; spool_dir and mail_root
+    // are handed to it. Empty: stay whoever started it. Names only: whether
+    // they exist is checked by `serve` at start (the config stays pure).
+    std::string run_as_user;
+    std::string run_as_group;
     // Clients in these networks may relay without AUTH ("192.0.2.0/24",
     // "::1/128"; a bare address is a /32 or /128). Default: none in a file;
     // the embedded default allows loopback, as Postfix's mynetworks_style = host.
