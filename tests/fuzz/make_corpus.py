@@ -272,6 +272,28 @@ def main():
             b"\x03\x02\x01\x06\x01\x20"),
     ]
     seeds["mime"] = mime_seeds()
+    # fuzz_imap_parser: [selector][4 seed bytes][client stream]; RFC 9051 section 8 and 6.x examples.
+    imap_streams = [
+        b"a001 login mrc secret\r\na002 select inbox\r\na003 fetch 12 full\r\na004 fetch 12 body[header]\r\n"
+        b"a005 store 12 +flags \\deleted\r\na006 logout\r\n",
+        b"a1 LOGIN {5}\r\nalice {6+}\r\nsecret\r\na2 ID (\"name\" \"x\" \"version\" NIL)\r\na3 ENABLE IMAP4rev2\r\n",
+        b"A003 APPEND saved-messages (\\Seen) \" 7-Feb-1994 21:52:25 -0800\" {23}\r\nSubject: hi\r\n\r\nHello\r\n\r\n"
+        b"A004 APPEND x ~{3+}\r\n\x00\x01\x02\r\nA005 APPEND x {99999999}\r\n",
+        b"A282 SEARCH RETURN (MIN COUNT) FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\n"
+        b"A285 SEARCH CHARSET UTF-8 TEXT {13+}\r\n\xd0\x9d\xd1\x8c\xd1\x8e \xd0\x99\xd0\xbe\xd1\x80\r\n"
+        b"a UID SEARCH OR (FROM alice SUBJECT hi) NOT OR SEEN (DELETED) 1:5,7:* HEADER X-Y z LARGER 5 $\r\n",
+        b"A654 FETCH 2:4 (FLAGS BODY[HEADER.FIELDS (DATE FROM)])\r\n"
+        b"a UID FETCH 1:* (UID BODY.PEEK[1.2.HEADER.FIELDS (From To)]<0.1024> BINARY.PEEK[1]<5.10> BINARY.SIZE[2] "
+        b"BODY[3.MIME] RFC822.SIZE ENVELOPE BODYSTRUCTURE) (CHANGEDSINCE 7)\r\n",
+        b"A02 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"INBOX\" \"Sent/%\") RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n"
+        b"A03 LSUB \"#news.\" comp.mail.*\r\nA042 STATUS blurdybloop (UIDNEXT MESSAGES SIZE)\r\n"
+        b"t CREATE Drafts (USE (\\Drafts))\r\nt RENAME a b\r\nt DELETE a\r\n",
+        b"a1 IDLE\r\nDONE\r\na2 AUTHENTICATE PLAIN\r\nAGZyZWQAcGFzcw==\r\na3 AUTHENTICATE PLAIN =\r\n"
+        b"a4 STORE 7,5,9 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)\r\na5 UID MOVE 42:69 \"Old Stuff\"\r\n"
+        b"a6 UID EXPUNGE 3000:3002\r\na7 COPY $ x\r\n",
+        b"\r\n+bad\r\na1\r\na2 FROB\r\na3 SEARCH ((((((NOT NOT ALL))))))\r\na4 FETCH 0 FLAGS\r\n" + b"a5 X " + b"y" * 200 + b"\r\n",
+    ]
+    seeds["imap_parser"] = [bytes([sel]) + b"\x12\x34\x56\x78" + st for st in imap_streams for sel in (0, 7)]
     seeds["base64_sasl"] = [
         b"AGFsaWNlAHMzY3JldA==", b"YWxpY2UAYWxpY2UAcGFzcw==", b"YWxpY2U=", b"czNjcmV0LVBX", b"=", b"",
         b"\x00\x05alicepassword", b"\x03\x04bobbbobpass",
