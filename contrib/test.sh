@@ -22,7 +22,10 @@ report() { # suite passed failed
 started=$SECONDS
 elapsed() { echo "at $((SECONDS - started)) s"; }
 
-if ! build_postern -Dwerror=true; then
+# No debug info: a third less compile time on the critical path (measured:
+# smtp_server.cpp -O2 -g 15.9 s, -O2 11.6 s); the sanitizer build below has
+# line tables for its reports.
+if ! build_postern -Dwerror=true -Ddebug=false; then
     echo "build failed"
     echo "0 passed, 1 failed"
     exit 1
