@@ -1400,6 +1400,37 @@ ordered_json write_tls(const settings& in)
     return write_object(in.tls, tls_keys);
 }
 
+// ---- metrics ----
+
+void read_metrics_address(const json& value, const locus& at, listener& out)
+{
+    if (value.is_null()) {
+        out = listener();
+        return;
+    }
+    read_listener_address(value, at, out);
+    out.tls = listener_tls::none; // plain HTTP
+}
+
+ordered_json write_metrics_address(const listener& in)
+{
+    return in.spec.empty() ? ordered_json(nullptr) : ordered_json(in.spec);
+}
+
+constexpr std::array<key_spec<listener>, 1> metrics_keys{{
+    {"address", &read_metrics_address, &write_metrics_address, nullptr}, // default: null (off)
+}};
+
+void read_metrics(const json& value, const locus& at, settings& out)
+{
+    read_object(value, at, metrics_keys, out.metrics);
+}
+
+ordered_json write_metrics(const settings& in)
+{
+    return write_object(in.metrics, metrics_keys);
+}
+
 void read_auth(const json& value, const locus& at, settings& out)
 {
     read_object(value, at, auth_keys, out.auth);
@@ -1464,7 +1495,7 @@ ordered_json write_log_level(const settings& in)
 }
 
 // Order matters: a key is read after the keys it depends on.
-constexpr std::array<key_spec<settings>, 20> top_keys{{
+constexpr std::array<key_spec<settings>, 21> top_keys{{
     {"hostname", &read_hostname, &write_hostname, &default_hostname},
     {"spool_dir", &read_spool_dir, &write_spool_dir, nullptr},
     {"mail_root", &read_mail_root, &write_mail_root, nullptr},
@@ -1485,6 +1516,7 @@ constexpr std::array<key_spec<settings>, 20> top_keys{{
     {"log_level", &read_log_level, &write_log_level, nullptr},
     {"user", &read_user, &write_user, nullptr},   // default: null (no privilege drop)
     {"group", &read_group, &write_group, nullptr}, // after user; default: the user's group
+    {"metrics", &read_metrics, &write_metrics, nullptr},
 }};
 
 // ---- JSON text ----

@@ -25,6 +25,7 @@
 #include "postern/queue/group_committer.hpp"
 #include "postern/route/table.hpp"
 #include "postern/server/control_server.hpp"
+#include "postern/server/metrics_server.hpp"
 #include "postern/server/pop3_server.hpp"
 #include "postern/server/smtp_server.hpp"
 #include "postern/tls/context.hpp"
@@ -150,6 +151,8 @@ int serve(const config::settings& s)
         smtp.bind();
         server::pop3_server pop3(io, s, clock, tls_contexts ? &*tls_contexts : nullptr, credentials);
         pop3.bind();
+        server::metrics_server metrics_http(io, s);
+        metrics_http.bind();
         // Ports bound: now give up root for good, before the control socket,
         // the delivery threads and any client's byte.
         if (run_as && ::geteuid() == 0) {
@@ -198,6 +201,7 @@ int serve(const config::settings& s)
             signals.cancel();
             hup.cancel();
             control.stop();
+            metrics_http.stop();
             remote.stop();
             if (lmtp)
                 lmtp->stop();
@@ -248,6 +252,7 @@ int serve(const config::settings& s)
         runner.start();
         smtp.start();
         pop3.start();
+        metrics_http.start();
         log::info("start").kv("version", POSTERN_VERSION).kv("config", s.source)
             .kv("hostname", s.hostname).kv("spool", s.spool_dir).kv("mail_root", s.mail_root);
         io.run();

@@ -6,6 +6,7 @@
 
 #include "postern/delivery/maildir.hpp"
 #include "postern/log/log.hpp"
+#include "postern/metrics/metrics.hpp"
 
 namespace postern::delivery {
 
@@ -27,6 +28,11 @@ double delay_s(const queue::entry& e, util::time_point now)
 void log_delivery(const queue::entry& e, std::string_view to, std::string_view status,
                   std::string_view detail, util::time_point now)
 {
+    if (status == "sent" || status == "deferred" || status == "bounced")
+        metrics::delivery(metrics::transport::local,
+                          status == "sent" ? metrics::result::sent
+                          : status == "deferred" ? metrics::result::deferred : metrics::result::bounced,
+                          delay_s(e, now));
     log::info("delivery")
         .kv("id", e.id)
         .kv("to", to)

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "postern/log/log.hpp"
+#include "postern/metrics/metrics.hpp"
 #include "postern/mail/address.hpp"
 #include "postern/mail/envelope.hpp"
 #include "postern/util/id.hpp"
@@ -369,18 +370,24 @@ void runner::apply(remote_outcome o)
             if (r.address != o.recipients[i] || r.state != queue::rcpt_state::pending)
                 continue;
             const char* status = "sent";
+            auto counted = metrics::result::sent;
             if (res.code >= 200 && res.code < 300) {
                 r.state = queue::rcpt_state::done;
             } else if (res.code >= 500) {
                 r.state = queue::rcpt_state::bounced;
                 r.last_error = reply_text(res);
                 status = "bounced";
+                counted = metrics::result::bounced;
             } else {
                 r.attempts++;
                 r.next_attempt = util::unix_seconds(scheduler::next_attempt(opt_.retry, r.attempts, now));
                 r.last_error = reply_text(res);
                 status = "deferred";
+                counted = metrics::result::deferred;
             }
+            // LMTP hands the message to the local store: local transport.
+            metrics::delivery(o.relay.starts_with("lmtp:") ? metrics::transport::local : metrics::transport::remote,
+                              counted, static_cast<double>(now_s - e.received_at));
             if (!o.remote_mta.empty())
                 remote_mta_[e.id + "\n" + r.address] = o.remote_mta;
             log::info("delivery")

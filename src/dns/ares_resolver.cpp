@@ -20,6 +20,7 @@
 #include <ares.h>
 
 #include "postern/log/log.hpp"
+#include "postern/metrics/metrics.hpp"
 #include "postern/util/strings.hpp"
 
 namespace postern::dns {
@@ -81,6 +82,8 @@ void on_reply(void* arg, int st, int /*timeouts*/, unsigned char* abuf, int alen
     query_group* g = slot->group;
     raw_reply& r = g->replies[slot->index];
     r.status = st;
+    // No such name or no such record is an answer; a failure is no answer.
+    metrics::dns_lookup(st != ARES_SUCCESS && st != ARES_ENOTFOUND && st != ARES_ENODATA && st != ARES_EDESTRUCTION);
     if (abuf != nullptr && alen > 0)
         r.packet.assign(abuf, abuf + alen);
     if (--g->remaining == 0) {

@@ -14,6 +14,7 @@
 #include "postern/log/log.hpp"
 #include "postern/mailbox/lock.hpp"
 #include "postern/mailbox/maildir.hpp"
+#include "postern/metrics/metrics.hpp"
 #include "postern/pop3/session.hpp"
 #include "postern/route/table.hpp"
 #include "postern/server/session_io.hpp"
@@ -190,6 +191,8 @@ net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_
     pop3::session s(session_cfg);
     const auto& lim = st->cfg.lim;
     bool open = st->counter.admit(ip, lim);
+    const bool counted = open;
+    open ? metrics::connection_opened(metrics::protocol::pop3) : metrics::connection_rejected(metrics::protocol::pop3);
     st->live.add(c);
     log::info("connect").kv("session", sid).kv("client", ip).kv("port", remote.port())
         .kv("listener", st->slots[index].listener->spec);
@@ -277,6 +280,7 @@ net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_
                 // Counted for the address, answered after a delay that grows
                 // with each failure on this connection (as SMTP AUTH).
                 st->limiter.failed(ip, st->clock.now());
+                metrics::refused(metrics::refusal::auth_failed);
                 log::warn("auth").kv("session", sid).kv("client", ip).kv("proto", "pop3").kv("user", user)
                     .kv("result", "failed").kv("failures", s.auth_failures() + 1);
                 asio::steady_timer delay(st->io);
@@ -410,6 +414,8 @@ net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_
     st->live.remove(c);
     drop.lock.release();
     st->counter.release(ip);
+    if (counted)
+        metrics::connection_closed(metrics::protocol::pop3);
     auto line = log::info("disconnect");
     line.kv("session", sid).kv("client", ip).kv("proto", "pop3").kv("retrieved", retrieved).kv("deleted", deleted)
         .kv("errors", s.errors());

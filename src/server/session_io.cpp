@@ -5,6 +5,7 @@
 #include <system_error>
 
 #include "postern/log/log.hpp"
+#include "postern/metrics/metrics.hpp"
 
 namespace postern::server {
 
@@ -117,6 +118,7 @@ net::awaitable<bool> handshake(std::shared_ptr<connection> c, tls::server_contex
     // Copies: the views must not be held across the co_await (STYLE 9).
     const std::string session(sid), client(ip);
     auto ec = co_await c->stream.handshake_server(tls.current());
+    metrics::tls_handshake(!ec);
     if (ec) {
         log::info("tls").kv("session", session).kv("client", client).kv("result", "failed")
             .kv("error", c->timed_out ? std::string("timeout") : ec.message());
@@ -186,7 +188,8 @@ void connection_counter::release(const std::string& ip)
         per_ip_.erase(it);
 }
 
-net::tcp::acceptor bind_listener(asio::io_context& io, const config::listener& l, bool tls_available)
+net::tcp::acceptor bind_listener(asio::io_context& io, const config::listener& l, bool tls_available,
+                                 const char* mode)
 {
     std::error_code ec;
     auto addr = asio::ip::make_address(l.host, ec);
@@ -208,7 +211,7 @@ net::tcp::acceptor bind_listener(asio::io_context& io, const config::listener& l
         acc.listen(4096, ec);
     if (ec)
         throw std::system_error(ec, "listener " + l.spec);
-    log::info("listen").kv("address", l.spec).kv("mode", mode_name(l.mode)).kv("tls", tls_name(l.tls));
+    log::info("listen").kv("address", l.spec).kv("mode", mode != nullptr ? mode : mode_name(l.mode)).kv("tls", tls_name(l.tls));
     return acc;
 }
 

@@ -14,6 +14,7 @@
 #include "postern/auth/sasl.hpp"
 #include "postern/log/log.hpp"
 #include "postern/mail/header.hpp"
+#include "postern/metrics/metrics.hpp"
 #include "postern/smtp/received.hpp"
 #include "postern/server/session_io.hpp"
 #include "postern/smtp/server_session.hpp"
@@ -238,6 +239,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
     const auto& lim = st->cfg.lim;
     ++*st->total;
     bool over = !st->counter.admit(ip, lim);
+    over ? metrics::connection_rejected(metrics::protocol::smtp) : metrics::connection_opened(metrics::protocol::smtp);
     st->live.add(c);
     log::info("connect").kv("session", sid).kv("client", ip).kv("port", remote.port())
         .kv("listener", st->slots[index].listener->spec);
@@ -321,11 +323,18 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             // RFC 5321 4.1.1.3 lets a server decline the relaying a source
             // route implies: never relay for one, authenticated or not.
             const bool may_relay = (in_relay_networks || s.authenticated()) && !s.pending_rcpt_source_routed();
-            s.answer_rcpt(verdict_for(st->routes, s.pending_rcpt(), may_relay));
+            const auto verdict = verdict_for(st->routes, s.pending_rcpt(), may_relay);
+            if (verdict == smtp::rcpt_verdict::unknown_user)
+                metrics::refused(metrics::refusal::unknown_user);
+            else if (verdict == smtp::rcpt_verdict::relay_denied)
+                metrics::refused(metrics::refusal::relay_denied);
+            s.answer_rcpt(verdict);
             break;
         }
         case smtp::event::check_sender: {
             bool owned = sender_owned(st->senders, st->cfg.auth.any_sender, auth_user, s.envelope().sender);
+            if (!owned)
+                metrics::refused(metrics::refusal::sender_refused);
             if (!owned)
                 log::info("sender_refused").kv("session", sid).kv("client", ip).kv("user", auth_user)
                     .kv("from", s.envelope().sender.str());
@@ -375,6 +384,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             // A failure: counted for the address, and answered after a delay
             // that grows with each failure on this connection.
             st->limiter.failed(ip, st->clock.now());
+            metrics::refused(metrics::refusal::auth_failed);
             log::warn("auth").kv("session", sid).kv("client", ip).kv("mechanism", mech).kv("user", user)
                 .kv("result", "failed").kv("failures", s.auth_failures() + 1);
             asio::steady_timer delay(st->io);
@@ -436,6 +446,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             set_deadline(c, lim.data_timeout);
             auto [cec] = co_await async_commit(st->committer, std::move(m), net::use_nothrow);
             if (!cec) {
+                metrics::message_received();
                 s.committed(id);
                 auto line = log::info("message");
                 line.kv("session", sid).kv("id", id).kv("from", "<" + from + ">").kv("size", size)
@@ -443,6 +454,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
                 if (!auth_user.empty())
                     line.kv("user", auth_user);
             } else {
+                metrics::refused(metrics::refusal::commit_failed);
                 s.committed(cec);
                 log::error("commit").kv("session", sid).kv("id", id).kv("error", cec.message());
             }
@@ -477,6 +489,8 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
     co_await close(c);
     st->live.remove(c);
     st->counter.release(ip);
+    if (!over)
+        metrics::connection_closed(metrics::protocol::smtp);
     auto line = log::info("disconnect");
     line.kv("session", sid).kv("client", ip).kv("messages", s.messages()).kv("errors", s.errors());
     if (!auth_user.empty())

@@ -324,7 +324,7 @@ TEST_CASE("errors name the source, the key path and what was expected")
         CHECK(error_of(R"({"frobnicate": 1})") ==
             "/tmp/x.json: frobnicate: expected one of the known keys (hostname, spool_dir, mail_root, listeners, "
             "local_domains, users, recipient_delimiter, aliases, relay_networks, limits, dns, queue, remote, relay, "
-            "delivery, tls, auth, log_level, user, group), "
+            "delivery, tls, auth, log_level, user, group, metrics), "
             R"(got unknown key "frobnicate")");
     }
     SUBCASE("an alias key outside the local domains")
@@ -354,7 +354,7 @@ TEST_CASE("errors name the source, the key path and what was expected")
         CHECK(error_of("[1, 2]") ==
             "/tmp/x.json: top level: expected an object (keys: hostname, spool_dir, mail_root, listeners, "
             "local_domains, users, recipient_delimiter, aliases, relay_networks, limits, dns, queue, remote, relay, "
-            "delivery, tls, auth, log_level, user, group), "
+            "delivery, tls, auth, log_level, user, group, metrics), "
             "got [1,2]");
     }
     SUBCASE("a long value is shortened")
@@ -1030,6 +1030,7 @@ TEST_CASE("the example conf/postern.json is a valid configuration")
     CHECK(s.listeners[3].mode == listener_mode::pop3);
     CHECK(s.listeners[4].tls == listener_tls::implicit);
     CHECK(s.run_as_user == "postern"); // root binds the ports, then runs as postern
+    CHECK(s.metrics.spec == "127.0.0.1:9025");
     CHECK(s.local_domains == std::vector<std::string>{"example.test"});
     REQUIRE(s.users.size() == 2);
     CHECK(s.users[0].address == "alice@example.test");
@@ -1171,7 +1172,7 @@ TEST_CASE("to_json gives back the same settings")
             CAPTURE(key);
             CHECK(doc.contains(key));
         }
-        CHECK(doc.size() == 20);
+        CHECK(doc.size() == 21);
         CHECK(doc["recipient_delimiter"] == "+");
         CHECK(doc["tls"] == nlohmann::json::parse(R"({"certificate": null, "private_key": null})"));
         CHECK(doc["auth"] == nlohmann::json::parse(R"({"plaintext_loopback": false, "any_sender": false,
@@ -1291,6 +1292,19 @@ TEST_CASE("tls names both a certificate and a key, or neither; auth settings are
         CHECK(s.listeners[4].mode == listener_mode::pop3);
         CHECK(s.listeners[4].tls == listener_tls::implicit);
     }
+}
+
+TEST_CASE("metrics.address: off by default, an IP literal with a port")
+{
+    CHECK(parse("{}", src).metrics.spec.empty());
+    auto s = parse(R"({"metrics": {"address": "127.0.0.1:9025"}})", src);
+    CHECK(s.metrics.spec == "127.0.0.1:9025");
+    CHECK(s.metrics.host == "127.0.0.1");
+    CHECK(s.metrics.port == 9025);
+    CHECK(parse(R"({"metrics": {"address": "[::1]:9025"}})", src).metrics.host == "::1");
+    CHECK(parse(R"({"metrics": {"address": null}})", src).metrics.spec.empty());
+    CHECK(error_of(R"({"metrics": {"address": "localhost:9025"}})").starts_with("/tmp/x.json: metrics.address: expected "));
+    CHECK(error_of(R"({"metrics": {"port": 1}})").starts_with("/tmp/x.json: metrics.port: expected one of the known keys (address)"));
 }
 
 TEST_CASE("user and group: names for the privilege drop, unset by default, group only with user")

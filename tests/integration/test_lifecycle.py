@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import POSTERN_BIN, Server, make_message, port_is_bound, wait_for_files, wait_until
+from conftest import POSTERN_BIN, Server, free_port, make_message, port_is_bound, wait_for_files, wait_until
 
 TIMEOUT = 20
 
@@ -180,3 +180,72 @@ def test_an_unknown_user_is_a_configuration_error_before_any_bind(make_server):
             in r.stderr.decode()), r.stderr
     assert b"event=listen" not in r.stderr
     assert not port_is_bound(srv.port)
+
+
+# --------------------------------------------------------------------------
+# metrics
+
+
+def scrape(port, path="/metrics"):
+    """GET with curl; returns (HTTP status, {sample: value})."""
+    r = subprocess.run(["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", f"http://127.0.0.1:{port}{path}"],
+                       capture_output=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    body, _, code = r.stdout.decode().rpartition("\n")
+    samples, families = {}, set()
+    if code != "200":
+        return int(code), body
+    for line in body.splitlines():
+        if line.startswith("# TYPE "):
+            families.add(line.split()[2])
+        elif line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            base = name.split("{")[0]
+            assert any(base == f or base.startswith(f + "_") for f in families), f"no TYPE for {line}"
+            samples[name] = float(value)
+    return int(code), samples
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_metrics_count_the_traffic_the_test_sent(make_server):
+    mport = free_port()
+    closed = free_port()  # a smarthost that is never there: remote mail waits in the queue
+    srv = make_server({"metrics": {"address": f"127.0.0.1:{mport}"}, "relay_networks": ["127.0.0.0/8"],
+                       "relay": {"smarthost": f"127.0.0.1:{closed}"}})
+    code, before = scrape(mport)
+    assert code == 200
+    with smtplib.SMTP("127.0.0.1", srv.port, local_hostname="client.test", timeout=TIMEOUT) as c:
+        c.starttls()
+        c.ehlo("client.test")
+        c.sendmail("s@remote.test", ["alice@example.test"], make_message("one"))
+        c.sendmail("s@remote.test", ["bob@example.test"], make_message("two"))
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            c.sendmail("s@remote.test", ["nobody@example.test"], make_message("three"))
+        c.sendmail("s@remote.test", ["far@elsewhere.test"], make_message("to the smarthost"))
+    wait_for_files(srv.new("alice@example.test"), 1)
+    wait_for_files(srv.new("bob@example.test"), 1)
+    wait_until(lambda: any(e.get("status") == "deferred" for e in srv.log_events("delivery")), TIMEOUT,
+               "the remote delivery to be deferred")
+    code, after = scrape(mport)
+    assert code == 200
+    delta = lambda k: after.get(k, 0) - before.get(k, 0)
+    assert delta("postern_messages_received_total") == 3
+    assert delta('postern_refusals_total{reason="unknown_user"}') == 1
+    assert delta('postern_deliveries_total{transport="local",result="sent"}') == 2
+    assert delta('postern_delivery_delay_seconds_count{transport="local"}') == 2
+    assert after['postern_delivery_delay_seconds_bucket{transport="local",le="+Inf"}'] == 2
+    assert delta('postern_deliveries_total{transport="remote",result="deferred"}') >= 1
+    assert delta('postern_tls_handshakes_total{result="ok"}') == 1
+    assert delta('postern_connections_total{protocol="smtp"}') == 1
+    assert after['postern_connections{protocol="smtp"}'] == 0
+    assert after["postern_queue_messages"] == 1
+    assert 0 <= after["postern_queue_oldest_age_seconds"] < 600
+    # A relay attempt from outside relay_networks is counted as such: none here.
+    assert delta('postern_refusals_total{reason="relay_denied"}') == 0
+    code, body = scrape(mport, "/")
+    assert code == 404 and "/metrics" in body
+
+
+def test_metrics_off_by_default(make_server):
+    srv = make_server()
+    assert not srv.log_events("listen") or all(e.get("mode") != "metrics" for e in srv.log_events("listen"))

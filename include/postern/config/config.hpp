@@ -163,6 +163,8 @@ struct settings {
     delivery_settings delivery;
     tls_settings tls;
     auth_settings auth;
+    // Prometheus /metrics over HTTP on this IP:port; empty spec: none.
+    listener metrics;
 };
 
 // Where every subcommand's configuration comes from, in this order: the

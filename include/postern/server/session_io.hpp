@@ -122,7 +122,9 @@ private:
 // simultaneous connects), and logs the listener. tls_available: a
 // certificate is loaded (a TLS listener without one is refused). Throws
 // std::system_error naming the listener.
-net::tcp::acceptor bind_listener(asio::io_context& io, const config::listener& l, bool tls_available);
+// mode: the log line's mode when the listener is no mail protocol's.
+net::tcp::acceptor bind_listener(asio::io_context& io, const config::listener& l, bool tls_available,
+                                 const char* mode = nullptr);
 
 // Accepts until the acceptor is closed, handing each socket to spawn.
 // Accept errors (EMFILE and friends) are logged and followed by a short pause,
