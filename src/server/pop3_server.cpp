@@ -25,27 +25,20 @@
 namespace postern::server {
 
 struct pop3_server::shared {
-    struct slot {
-        const config::listener* listener;
-        net::tcp::acceptor acceptor;
-        pop3::session_config session_cfg;
-    };
-
     shared(asio::io_context& io_, const config::settings& cfg_, const util::clock& clock_, tls::server_contexts* tls_,
            std::shared_ptr<auth::credentials> credentials_)
-        : io(io_), cfg(cfg_), clock(clock_), tls(tls_), credentials(std::move(credentials_)),
+        : io(io_), svc(io_, metrics::protocol::pop3), cfg(cfg_), clock(clock_), tls(tls_), credentials(std::move(credentials_)),
           limiter(cfg_.auth.ip_max_failures, cfg_.auth.ip_window)
     {
     }
 
     asio::io_context& io;
+    service svc;
+    std::vector<pop3::session_config> session_cfgs; // per listener, by index
     const config::settings& cfg;
     const util::clock& clock;
     tls::server_contexts* tls;
     std::shared_ptr<auth::credentials> credentials;
-    std::vector<slot> slots;
-    connection_counter counter;
-    connection_set live;
     auth::failure_limiter limiter;
     // Declared last, so it is joined before anything its jobs use goes away.
     asio::thread_pool pool{1};
@@ -122,80 +115,62 @@ void pop3_server::bind()
     for (const auto& l : st_->cfg.listeners) {
         if (l.mode != config::listener_mode::pop3)
             continue;
-        auto acc = bind_listener(st_->io, l, st_->tls != nullptr);
+        st_->svc.listen(l, st_->tls != nullptr);
         pop3::session_config sc;
         sc.stls = l.tls == config::listener_tls::starttls;
         sc.implicit_tls = l.tls == config::listener_tls::implicit;
         sc.auth = st_->credentials ? pop3::auth_offer::tls_only : pop3::auth_offer::never;
         sc.max_errors = st_->cfg.lim.errors;
         sc.max_auth_failures = st_->cfg.auth.max_failures;
-        st_->slots.push_back({&l, std::move(acc), sc});
+        st_->session_cfgs.push_back(sc);
     }
 }
 
 void pop3_server::start()
 {
-    for (std::size_t i = 0; i < st_->slots.size(); ++i) {
-        auto st = st_;
-        asio::co_spawn(st_->io,
-                       accept_loop(st_->slots[i].acceptor,
-                                   [st, i](net::tcp::socket sock) {
-                                       asio::co_spawn(st->io, session(st, i, std::move(sock)), log_spawn_failure);
-                                   }),
-                       log_spawn_failure);
-    }
+    auto st = st_;
+    st_->svc.start([st](std::size_t i, net::tcp::socket sock) {
+        asio::co_spawn(st->io, session(st, i, std::move(sock)), log_spawn_failure);
+    });
 }
 
 void pop3_server::stop()
 {
-    for (auto& slot : st_->slots) {
-        std::error_code ec;
-        slot.acceptor.close(ec);
-    }
+    st_->svc.stop();
 }
 
 void pop3_server::shutdown()
 {
-    stop();
-    st_->live.stop_idle();
+    st_->svc.shutdown();
 }
 
 void pop3_server::force_close()
 {
-    st_->live.stop_all();
+    st_->svc.force_close();
 }
 
 std::size_t pop3_server::sessions() const noexcept
 {
-    return st_->live.size();
+    return st_->svc.sessions();
 }
 
 net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_t index, net::tcp::socket sock)
 {
-    std::error_code ec;
-    auto remote = sock.remote_endpoint(ec);
-    if (ec)
+    const auto& lim = st->cfg.lim;
+    auto accepted = st->svc.open(std::move(sock), index, lim);
+    if (!accepted)
         co_return; // the client left before we looked
-    const std::string ip = remote.address().to_string();
-    const std::string sid = util::make_session_id();
-    auto c = std::make_shared<connection>(std::move(sock));
-    c->stream.socket().non_blocking(true, ec);
-    c->stream.socket().set_option(net::tcp::no_delay(true), ec);
-
-    auto session_cfg = st->slots[index].session_cfg;
+    client& cl = *accepted;
+    const auto& c = cl.c;
+    const std::string& ip = cl.ip;
+    const std::string& sid = cl.sid;
+    auto session_cfg = st->session_cfgs[index];
     // auth.plaintext_loopback: for tests on one machine, login without TLS
     // from loopback only; everyone else must encrypt first (RFC 2595 2.3).
-    if (session_cfg.auth == pop3::auth_offer::tls_only && st->cfg.auth.plaintext_loopback &&
-        remote.address().is_loopback())
+    if (session_cfg.auth == pop3::auth_offer::tls_only && st->cfg.auth.plaintext_loopback && cl.loopback)
         session_cfg.auth = pop3::auth_offer::always;
     pop3::session s(session_cfg);
-    const auto& lim = st->cfg.lim;
-    bool open = st->counter.admit(ip, lim);
-    const bool counted = open;
-    open ? metrics::connection_opened(metrics::protocol::pop3) : metrics::connection_rejected(metrics::protocol::pop3);
-    st->live.add(c);
-    log::info("connect").kv("session", sid).kv("client", ip).kv("port", remote.port())
-        .kv("listener", st->slots[index].listener->spec);
+    bool open = cl.admitted;
     if (!open) {
         // Inside implicit TLS a plain -ERR would be noise: just close.
         if (!session_cfg.implicit_tls) {
@@ -410,12 +385,8 @@ net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_
             break;
         }
     }
-    co_await close(c);
-    st->live.remove(c);
+    co_await st->svc.close(cl);
     drop.lock.release();
-    st->counter.release(ip);
-    if (counted)
-        metrics::connection_closed(metrics::protocol::pop3);
     auto line = log::info("disconnect");
     line.kv("session", sid).kv("client", ip).kv("proto", "pop3").kv("retrieved", retrieved).kv("deleted", deleted)
         .kv("errors", s.errors());

@@ -6,6 +6,7 @@
 
 #include "postern/log/log.hpp"
 #include "postern/metrics/metrics.hpp"
+#include "postern/util/id.hpp"
 
 namespace postern::server {
 
@@ -246,6 +247,70 @@ net::awaitable<std::tuple<std::error_code, bool>> check_password(asio::thread_po
     if (!r)
         co_return std::tuple(r.error(), false);
     co_return std::tuple(std::error_code(), *r);
+}
+
+std::size_t service::listen(const config::listener& l, bool tls_available)
+{
+    slots_.push_back({&l, bind_listener(io_, l, tls_available)});
+    return slots_.size() - 1;
+}
+
+void service::start(std::function<void(std::size_t, net::tcp::socket)> spawn)
+{
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+        asio::co_spawn(io_,
+                       accept_loop(slots_[i].acceptor,
+                                   [spawn, i](net::tcp::socket sock) { spawn(i, std::move(sock)); }),
+                       log_spawn_failure);
+}
+
+void service::stop()
+{
+    for (auto& entry : slots_) {
+        std::error_code ec;
+        entry.acceptor.close(ec);
+    }
+}
+
+void service::shutdown()
+{
+    stop();
+    live_.stop_idle();
+}
+
+void service::force_close()
+{
+    live_.stop_all();
+}
+
+std::optional<client> service::open(net::tcp::socket sock, std::size_t index, const config::limits& lim)
+{
+    std::error_code ec;
+    auto remote = sock.remote_endpoint(ec);
+    if (ec)
+        return std::nullopt;
+    client cl;
+    cl.ip = remote.address().to_string();
+    cl.loopback = remote.address().is_loopback();
+    cl.sid = util::make_session_id();
+    cl.c = std::make_shared<connection>(std::move(sock));
+    cl.c->stream.socket().non_blocking(true, ec);
+    cl.c->stream.socket().set_option(net::tcp::no_delay(true), ec);
+    cl.admitted = counter_.admit(cl.ip, lim);
+    cl.admitted ? metrics::connection_opened(proto_) : metrics::connection_rejected(proto_);
+    live_.add(cl.c);
+    log::info("connect").kv("session", cl.sid).kv("client", cl.ip).kv("port", remote.port())
+        .kv("listener", slots_[index].listener->spec);
+    return cl;
+}
+
+net::awaitable<void> service::close(client& cl)
+{
+    co_await server::close(cl.c);
+    live_.remove(cl.c);
+    counter_.release(cl.ip);
+    if (cl.admitted)
+        metrics::connection_closed(proto_);
 }
 
 void log_spawn_failure(std::exception_ptr e)

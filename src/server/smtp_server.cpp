@@ -27,17 +27,11 @@
 namespace postern::server {
 
 struct smtp_server::shared {
-    // One bound listener: its socket and the session settings it implies.
-    struct slot {
-        const config::listener* listener;
-        net::tcp::acceptor acceptor;
-        smtp::session_config session_cfg;
-    };
-
     shared(asio::io_context& io_, const config::settings& cfg_, const route::table& routes_,
            queue::group_committer& committer_, const util::clock& clock_, tls::server_contexts* tls_,
            std::shared_ptr<auth::credentials> credentials_)
-        : io(io_), cfg(cfg_), routes(routes_), committer(committer_), clock(clock_), tls(tls_),
+        : io(io_), svc(io_, metrics::protocol::smtp), cfg(cfg_), routes(routes_), committer(committer_), clock(clock_),
+          tls(tls_),
           credentials(std::move(credentials_)), limiter(cfg_.auth.ip_max_failures, cfg_.auth.ip_window),
           disks({cfg_.spool_dir, cfg_.mail_root}, cfg_.lim.min_free_space)
     {
@@ -57,15 +51,14 @@ struct smtp_server::shared {
     }
 
     asio::io_context& io;
+    service svc;
+    std::vector<smtp::session_config> session_cfgs; // per listener, by index
     const config::settings& cfg;
     const route::table& routes;
     queue::group_committer& committer;
     const util::clock& clock;
     tls::server_contexts* tls;
     std::shared_ptr<auth::credentials> credentials;
-    std::vector<slot> slots;
-    connection_counter counter;
-    connection_set live;
     std::size_t* total = nullptr;
     std::vector<util::cidr> relay_networks;
     // Lower-cased login name → the lower-cased sender addresses it may use.
@@ -164,7 +157,7 @@ void smtp_server::bind()
     for (const auto& l : st_->cfg.listeners) {
         if (l.mode != config::listener_mode::smtp && l.mode != config::listener_mode::submission)
             continue; // another server's
-        auto acc = bind_listener(st_->io, l, st_->tls != nullptr);
+        st_->svc.listen(l, st_->tls != nullptr);
         smtp::session_config sc;
         sc.hostname = st_->cfg.hostname;
         sc.max_message_size = st_->cfg.lim.message_size;
@@ -175,74 +168,57 @@ void smtp_server::bind()
         sc.submission = l.mode == config::listener_mode::submission;
         sc.max_auth_failures = st_->cfg.auth.max_failures;
         sc.auth = st_->credentials && !st_->senders.empty() ? smtp::auth_offer::tls_only : smtp::auth_offer::never;
-        st_->slots.push_back({&l, std::move(acc), std::move(sc)});
+        st_->session_cfgs.push_back(std::move(sc));
     }
 }
 
 void smtp_server::start()
 {
-    for (std::size_t i = 0; i < st_->slots.size(); ++i) {
-        auto st = st_;
-        asio::co_spawn(st_->io,
-                       accept_loop(st_->slots[i].acceptor,
-                                   [st, i](net::tcp::socket sock) {
-                                       asio::co_spawn(st->io, session(st, i, std::move(sock)), log_spawn_failure);
-                                   }),
-                       log_spawn_failure);
-    }
+    auto st = st_;
+    st_->svc.start([st](std::size_t i, net::tcp::socket sock) {
+        asio::co_spawn(st->io, session(st, i, std::move(sock)), log_spawn_failure);
+    });
 }
 
 void smtp_server::stop()
 {
-    for (auto& slot : st_->slots) {
-        std::error_code ec;
-        slot.acceptor.close(ec);
-    }
+    st_->svc.stop();
 }
 
 void smtp_server::shutdown()
 {
-    stop();
-    st_->live.stop_idle();
+    st_->svc.shutdown();
 }
 
 void smtp_server::force_close()
 {
-    st_->live.stop_all();
+    st_->svc.force_close();
 }
 
 std::size_t smtp_server::sessions() const noexcept
 {
-    return st_->live.size();
+    return st_->svc.sessions();
 }
 
 net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_t index, net::tcp::socket sock)
 {
-    std::error_code ec;
-    auto remote = sock.remote_endpoint(ec);
-    if (ec)
+    const auto& lim = st->cfg.lim;
+    auto accepted = st->svc.open(std::move(sock), index, lim);
+    if (!accepted)
         co_return; // the client left before we looked
-    const std::string ip = remote.address().to_string();
-    const std::string sid = util::make_session_id();
-    auto c = std::make_shared<connection>(std::move(sock));
-    c->stream.socket().non_blocking(true, ec);
-    c->stream.socket().set_option(net::tcp::no_delay(true), ec);
-
-    auto session_cfg = st->slots[index].session_cfg;
+    client& cl = *accepted;
+    const auto& c = cl.c;
+    const std::string& ip = cl.ip;
+    const std::string& sid = cl.sid;
+    auto session_cfg = st->session_cfgs[index];
     // auth.plaintext_loopback: for tests on one machine, AUTH without TLS
     // from loopback only; everyone else must encrypt first (RFC 4954 4).
-    if (session_cfg.auth == smtp::auth_offer::tls_only && st->cfg.auth.plaintext_loopback &&
-        remote.address().is_loopback())
+    if (session_cfg.auth == smtp::auth_offer::tls_only && st->cfg.auth.plaintext_loopback && cl.loopback)
         session_cfg.auth = smtp::auth_offer::always;
     smtp::server_session s(session_cfg);
     const bool in_relay_networks = util::in_any(st->relay_networks, ip);
-    const auto& lim = st->cfg.lim;
     ++*st->total;
-    bool over = !st->counter.admit(ip, lim);
-    over ? metrics::connection_rejected(metrics::protocol::smtp) : metrics::connection_opened(metrics::protocol::smtp);
-    st->live.add(c);
-    log::info("connect").kv("session", sid).kv("client", ip).kv("port", remote.port())
-        .kv("listener", st->slots[index].listener->spec);
+    const bool over = !cl.admitted;
 
     std::string auth_user; // the login name once AUTH succeeded (lower-cased)
     bool open = true;
@@ -486,11 +462,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             break;
         }
     }
-    co_await close(c);
-    st->live.remove(c);
-    st->counter.release(ip);
-    if (!over)
-        metrics::connection_closed(metrics::protocol::smtp);
+    co_await st->svc.close(cl);
     auto line = log::info("disconnect");
     line.kv("session", sid).kv("client", ip).kv("messages", s.messages()).kv("errors", s.errors());
     if (!auth_user.empty())

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <memory>
 #include <string>
@@ -22,6 +23,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -29,6 +31,7 @@
 
 #include "postern/auth/credentials.hpp"
 #include "postern/config/config.hpp"
+#include "postern/metrics/metrics.hpp"
 #include "postern/net/asio.hpp"
 #include "postern/tls/context.hpp"
 #include "postern/tls/stream.hpp"
@@ -130,6 +133,55 @@ net::tcp::acceptor bind_listener(asio::io_context& io, const config::listener& l
 // Accept errors (EMFILE and friends) are logged and followed by a short pause,
 // never a spin.
 net::awaitable<void> accept_loop(net::tcp::acceptor& acc, std::function<void(net::tcp::socket)> spawn);
+
+// One accepted client, as a session begins.
+struct client {
+    std::shared_ptr<connection> c;
+    std::string ip;
+    std::string sid;       // the session id of its log lines
+    bool loopback = false;
+    bool admitted = false; // within the connection limits
+};
+
+// The accepting side every protocol server shares: its listeners, the live
+// connections with their counts and metrics, a graceful stop. Owned by the
+// server's shared state (the accept loops and sessions keep it alive).
+class service {
+public:
+    service(asio::io_context& io, metrics::protocol proto) : io_(io), proto_(proto) {}
+
+    // Binds l (bind_listener) and keeps it; returns its index.
+    std::size_t listen(const config::listener& l, bool tls_available);
+    const config::listener& listener(std::size_t index) const { return *slots_[index].listener; }
+    std::size_t listeners() const noexcept { return slots_.size(); }
+
+    // Accepts on every listener; spawn(index, socket) starts the session.
+    void start(std::function<void(std::size_t, net::tcp::socket)> spawn);
+    // Stops accepting.
+    void stop();
+    // Stops accepting and wakes the idle sessions (connection_set::stop_idle).
+    void shutdown();
+    void force_close();
+    std::size_t sessions() const noexcept { return live_.size(); }
+
+    // A new connection from listener index: non-blocking, no Nagle, a
+    // session id, counted against lim (admitted false when over a limit) and
+    // logged ("connect"). nullopt when the client left before we looked.
+    std::optional<client> open(net::tcp::socket sock, std::size_t index, const config::limits& lim);
+    // The session's end: TLS close_notify, TCP close, counts released.
+    net::awaitable<void> close(client& cl);
+
+private:
+    struct slot {
+        const config::listener* listener;
+        net::tcp::acceptor acceptor;
+    };
+    asio::io_context& io_;
+    metrics::protocol proto_;
+    std::vector<slot> slots_;
+    connection_counter counter_;
+    connection_set live_;
+};
 
 // The completion handler of every co_spawn'ed session: a session that throws
 // is logged and contained, the server goes on.
