@@ -26,6 +26,21 @@ util::result<lock> lock::acquire(const std::string& dir)
     return lock(fd);
 }
 
+util::result<lock> lock::wait(const std::string& path)
+{
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return util::last_os_error();
+    while (::flock(fd, LOCK_EX) != 0) {
+        if (errno == EINTR)
+            continue;
+        const int e = errno;
+        ::close(fd);
+        return std::error_code(e, std::system_category());
+    }
+    return lock(fd);
+}
+
 lock& lock::operator=(lock&& o) noexcept
 {
     if (this != &o) {

@@ -294,6 +294,13 @@ def main():
         b"\r\n+bad\r\na1\r\na2 FROB\r\na3 SEARCH ((((((NOT NOT ALL))))))\r\na4 FETCH 0 FLAGS\r\n" + b"a5 X " + b"y" * 200 + b"\r\n",
     ]
     seeds["imap_parser"] = [bytes([sel]) + b"\x12\x34\x56\x78" + st for st in imap_streams for sel in (0, 7)]
+    # fuzz_mailbox_names: wire names (modified UTF-7), UTF-8 names, Maildir++ dirs, an index, pattern\0name.
+    seeds["mailbox_names"] = [
+        b"~peter/mail/&U,BTFw-/&ZeVnLIqe-", b"INBOX", b"Sent.2026.&AOk-t&AOk-", b".Trash", b"..", b"&-", b"&AAA-",
+        b"Caf\xc3\xa9.Archiv", b"postern-uidlist 1\nuidvalidity 1795700000\nuidnext 4\n"
+        b"1 1795708883.Q661300e1ac972000.mx.example.test $Forwarded\n3 1795708884.M1P2Q3.host\n",
+        b"Sent.%\x00Sent.2026", b"*\x00a.b.c", b"INBOX.%.x\x00INBOX.y.x",
+    ]
     seeds["base64_sasl"] = [
         b"AGFsaWNlAHMzY3JldA==", b"YWxpY2UAYWxpY2UAcGFzcw==", b"YWxpY2U=", b"czNjcmV0LVBX", b"=", b"",
         b"\x00\x05alicepassword", b"\x03\x04bobbbobpass",

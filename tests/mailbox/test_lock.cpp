@@ -1,5 +1,7 @@
 #include "postern/mailbox/lock.hpp"
 
+#include <atomic>
+#include <thread>
 #include <utility>
 
 #include <sys/wait.h>
@@ -53,6 +55,20 @@ TEST_SUITE("mailbox")
         REQUIRE(WIFEXITED(status));
         CHECK(WEXITSTATUS(status) == 0);
         CHECK(mailbox::lock::acquire(tmp.str()));
+    }
+
+    TEST_CASE("wait() takes the same lock, blocking until the holder lets go")
+    {
+        testing::temp_dir tmp;
+        auto a = mailbox::lock::wait(tmp.str(".postern-lock"));
+        REQUIRE(a);
+        CHECK(mailbox::lock::acquire(tmp.str()).error() == util::errc::refused);
+        std::atomic<bool> got{false};
+        std::thread waiter([&] { got = mailbox::lock::wait(tmp.str(".postern-lock")).has_value(); });
+        a->release(); // the waiter gets it now, or finds it free
+        waiter.join();
+        CHECK(got.load());
+        CHECK_FALSE(mailbox::lock::wait(tmp.str("missing/x.lock")));
     }
 
     TEST_CASE("a Maildir that does not exist cannot be locked")

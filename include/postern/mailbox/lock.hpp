@@ -8,7 +8,11 @@
 // The lock file stays; it begins with '.', so Maildir readers skip it.
 // flock is advisory and per open file description: two lock objects in one
 // process exclude each other too (each opens the file itself).
-// Thread: blocking (open); the disk pool. A lock object is movable, not copyable.
+// wait() is the blocking variant for short critical sections on any lock
+// file (the IMAP store's index updates, store.hpp): flock(LOCK_EX) on path,
+// created if missing, waiting for the holder to let go.
+// Thread: blocking (open, and wait() on the holder); the disk pool. A lock
+// object is movable, not copyable.
 #pragma once
 
 #include <string>
@@ -21,6 +25,8 @@ class lock {
 public:
     // errc::refused (util) when another session holds it; OS errors as they come.
     static util::result<lock> acquire(const std::string& dir);
+    // Waits for an exclusive flock on the file at path (created, mode 0600).
+    static util::result<lock> wait(const std::string& path);
 
     lock() = default;
     lock(lock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
