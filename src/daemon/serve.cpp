@@ -22,6 +22,7 @@
 #include "postern/queue/group_committer.hpp"
 #include "postern/route/table.hpp"
 #include "postern/server/control_server.hpp"
+#include "postern/server/pickup_service.hpp"
 #include "postern/server/smtp_server.hpp"
 #include "postern/tls/context.hpp"
 #include "postern/util/strings.hpp"
@@ -171,14 +172,19 @@ int serve(const config::settings& s)
             io.stop();
         });
 
+        // `postern sendmail`'s files in <spool_dir>/pickup/ (Postfix's maildrop).
+        server::pickup_service pickup(s, routes, committer, clock);
+
         // The control socket first: it refuses to start when another live
         // server owns this spool, before this one scans or delivers anything.
         control.start();
         runner.start();
         smtp.start();
+        pickup.start();
         log::info("start").kv("version", POSTERN_VERSION).kv("config", s.source)
             .kv("hostname", s.hostname).kv("spool", s.spool_dir).kv("mail_root", s.mail_root);
         io.run();
+        pickup.stop(); // its file in hand is committed (or left) first
         committer.stop(); // everything acknowledged is already durable; drain the rest
         runner.stop();
         log::info("stopped");

@@ -213,14 +213,22 @@ result<void> atomic_write(const std::string& dir, std::string_view name, std::st
     auto r = write_all(fd, parts);
     if (r && ::fsync(fd) != 0)
         r = last_os_error();
-    ::close(fd);
     if (r && ::rename(tmp.c_str(), (dir + "/" + std::string(name)).c_str()) != 0)
         r = last_os_error();
     if (!r) {
+        ::close(fd);
         ::unlink(tmp.c_str());
         return r;
     }
-    return fsync_dir(dir);
+    r = fsync_dir(dir);
+    // A directory the writer may add to but not read (the pickup directory,
+    // mode 1733: `postern sendmail` run by any local user) cannot be opened
+    // to fsync it; syncfs() of the file system the file is on makes the
+    // rename durable all the same.
+    if (!r && r.error() == std::errc::permission_denied)
+        r = ::syncfs(fd) == 0 ? result<void>() : result<void>(last_os_error());
+    ::close(fd);
+    return r;
 }
 
 result<void> fsync_dir(const std::string& dir)
