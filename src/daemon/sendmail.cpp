@@ -8,7 +8,6 @@
 #include <iostream>
 #include <set>
 #include <system_error>
-#include <pwd.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -171,25 +170,6 @@ int fail(int status, const std::string& what)
     return status;
 }
 
-// The login name of uid from the password database; empty when it has none.
-std::string login_of(uid_t uid)
-{
-    struct passwd pw {};
-    struct passwd* found = nullptr;
-    std::array<char, 16384> buf{};
-    if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr || pw.pw_name == nullptr)
-        return {};
-    return pw.pw_name;
-}
-
-bool is_trusted(const config::settings& s, std::string_view login)
-{
-    for (const auto& t : s.sendmail.trusted_users)
-        if (t == login)
-            return true;
-    return false;
-}
-
 // -f's value: "<>" or "" is the null sender; angle brackets are allowed; a
 // bare name is qualified with the host name. nullopt when malformed.
 std::optional<std::string> parse_sender(std::string_view v, const std::string& hostname)
@@ -255,10 +235,10 @@ int submit(std::span<const std::string_view> args)
     const auto& s = *loaded;
 
     const uid_t uid = ::getuid();
-    const auto login = login_of(uid);
+    const auto login = server::pickup_service::login_name(uid);
     if (login.empty())
         return fail(sysexits::nouser, "uid " + std::to_string(uid) + " has no login name in the password database");
-    const auto own = mail::address{login, s.hostname}.str();
+    const auto own = server::pickup_service::own_address(s, login);
 
     queue::pickup_header h;
     h.uid = static_cast<std::uint32_t>(uid);
@@ -269,7 +249,7 @@ int submit(std::span<const std::string_view> args)
         auto sender = parse_sender(*o.sender, s.hostname);
         if (!sender)
             return fail(sysexits::dataerr, "-f: not an address: '" + *o.sender + "'");
-        if (!util::iequals(*sender, own) && !is_trusted(s, login))
+        if (!server::pickup_service::may_use_sender(s, login, *sender))
             return fail(sysexits::noperm, "user " + login + " may not set the sender to <" + *sender +
                                               "> (only sendmail.trusted_users may use -f for another sender)");
         h.sender = *sender;

@@ -54,16 +54,6 @@ util::result<void> make_dir(const std::string& path, mode_t mode)
     return {};
 }
 
-std::string login_of(uid_t uid)
-{
-    struct passwd pw {};
-    struct passwd* found = nullptr;
-    std::array<char, 16384> buf{};
-    if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr || pw.pw_name == nullptr)
-        return {};
-    return pw.pw_name;
-}
-
 bool has_8bit(std::string_view s)
 {
     return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
@@ -140,6 +130,37 @@ bool pickup_service::is_file_name(std::string_view name) noexcept
 {
     return name.size() == 33 && name[16] == '.' && util::is_queue_id(name.substr(0, 16)) &&
            util::is_queue_id(name.substr(17));
+}
+
+std::string pickup_service::login_name(unsigned uid)
+{
+    struct passwd pw {};
+    struct passwd* found = nullptr;
+    std::array<char, 16384> buf{};
+    if (::getpwuid_r(static_cast<uid_t>(uid), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr ||
+        pw.pw_name == nullptr)
+        return {};
+    return pw.pw_name;
+}
+
+std::string pickup_service::own_address(const config::settings& cfg, std::string_view login)
+{
+    return mail::address{std::string(login), cfg.hostname}.str();
+}
+
+bool pickup_service::may_use_sender(const config::settings& cfg, std::string_view login, std::string_view sender)
+{
+    if (util::iequals(sender, own_address(cfg, login)))
+        return true;
+    const auto& trusted = cfg.sendmail.trusted_users;
+    return std::find(trusted.begin(), trusted.end(), login) != trusted.end();
+}
+
+void pickup_service::report_left(const std::string& name, std::string_view what, const std::string& error)
+{
+    if (reported_.insert(name).second)
+        log::error("pickup").kv("file", name).kv("result", what).kv("error", error)
+            .kv("note", "left in place, retried every pass, logged once");
 }
 
 void pickup_service::start()
@@ -242,7 +263,7 @@ pickup_service::outcome pickup_service::take(const std::string& name)
             return outcome::gone;
         if (err == ELOOP)
             return quarantine(name, "symbolic link");
-        log::error("pickup").kv("file", name).kv("result", "left").kv("error", std::system_category().message(err));
+        report_left(name, "unreadable", std::system_category().message(err));
         return outcome::left;
     }
     struct stat st {};
@@ -259,7 +280,7 @@ pickup_service::outcome pickup_service::take(const std::string& name)
     if (!bytes) {
         if (bytes.error() == util::errc::too_long || static_cast<std::uint64_t>(st.st_size) > limit)
             return quarantine(name, "larger than limits.message_size");
-        log::error("pickup").kv("file", name).kv("result", "left").kv("error", bytes.error().message());
+        report_left(name, "unreadable", bytes.error().message());
         return outcome::left;
     }
     auto decoded = queue::decode_pickup(*bytes);
@@ -272,15 +293,12 @@ pickup_service::outcome pickup_service::take(const std::string& name)
     if (h.uid != st.st_uid)
         return quarantine(name, "uid " + std::to_string(h.uid) + " in the file, owner uid " +
                                     std::to_string(st.st_uid));
-    const auto login = login_of(st.st_uid);
+    const auto login = login_name(st.st_uid);
     if (login.empty())
         return quarantine(name, "owner uid " + std::to_string(st.st_uid) + " has no login name");
     if (h.login != login)
         return quarantine(name, "login name in the file is not the owner's (" + login + ")");
-    const mail::address own{login, cfg_.hostname};
-    if (!util::iequals(h.sender, own.str()) &&
-        std::find(cfg_.sendmail.trusted_users.begin(), cfg_.sendmail.trusted_users.end(), login) ==
-            cfg_.sendmail.trusted_users.end())
+    if (!may_use_sender(cfg_, login, h.sender))
         return quarantine(name, "sender <" + h.sender + "> set by " + login +
                                     ", who is not in sendmail.trusted_users");
     if (file.message.size() > cfg_.lim.message_size)
@@ -304,7 +322,7 @@ pickup_service::outcome pickup_service::take(const std::string& name)
         m.meta.smtputf8 = m.meta.smtputf8 || has_8bit(qr.address);
         m.meta.recipients.push_back(std::move(qr));
     }
-    const auto from_addr = h.sender.empty() ? own : *mail::parse_address(h.sender);
+    const auto from_addr = *mail::parse_address(h.sender.empty() ? own_address(cfg_, login) : h.sender);
     const auto for_rcpt = m.meta.recipients.size() == 1 ? m.meta.recipients[0].address : std::string();
     const auto date = util::rfc5322_date(now);
     m.parts.push_back(smtp::local_received_header(
@@ -331,8 +349,7 @@ pickup_service::outcome pickup_service::take(const std::string& name)
     committer_.submit(std::move(m), [&done](util::result<void> r) { done.set_value(r); });
     if (auto r = result.get(); !r) {
         // Stays in pickup/ for the next pass.
-        log::error("pickup").kv("file", name).kv("id", id).kv("result", "commit_failed")
-            .kv("error", r.error().message());
+        report_left(name, "commit_failed", r.error().message());
         return outcome::left;
     }
     // Durable in the queue: now the pickup file may go. A crash right here
@@ -342,6 +359,7 @@ pickup_service::outcome pickup_service::take(const std::string& name)
             .kv("error", last_error().message());
     else if (auto r = util::fsync_dir(dir_); !r)
         log::warn("pickup").kv("file", name).kv("id", id).kv("fsync", r.error().message());
+    reported_.erase(name);
     log::info("pickup").kv("id", id).kv("file", name).kv("from", "<" + h.sender + ">").kv("uid", st.st_uid)
         .kv("login", login).kv("size", size).kv("nrcpt", nrcpt).kv("result", "queued");
     return outcome::queued;

@@ -54,6 +54,15 @@ def pickup_files(server):
     return sorted(p for p in d.iterdir() if p.is_file()) if d.is_dir() else []
 
 
+def pickup_events(server, result, count=1):
+    """The pickup log lines with this result, once there are count of them
+    (the line follows the delivery: local mail is delivered in the commit)."""
+    def have():
+        evs = [e for e in server.log_events("pickup") if e.get("result") == result]
+        return evs if len(evs) >= count else None
+    return wait_until(have, 10, f"{count} pickup event(s) with result={result}")
+
+
 def header_section(data):
     return data.split(b"\r\n\r\n", 1)[0]
 
@@ -121,7 +130,7 @@ def test_server_down_then_up_explicit_recipients(make_server):
     assert received.startswith("from local user root (uid 0) by " + HOSTNAME + " (postern) with local id ")
     assert data.endswith(b"\r\n\r\nline one\r\n..leading dots stay\r\nlast line\r\n")
     wait_until(lambda: not pickup_files(server), 10, "pickup/ to be empty")
-    (ev,) = [e for e in server.log_events("pickup") if e.get("result") == "queued"]
+    (ev,) = pickup_events(server, "queued")
     assert ev["login"] == "root" and ev["uid"] == "0" and ev["nrcpt"] == "1"
     assert mid == f"<{ev['id']}@{HOSTNAME}>"
 
@@ -151,7 +160,7 @@ def test_dash_t_reads_to_cc_bcc_removes_bcc_and_the_dot_line_ends_input(make_ser
         assert len(field(data, "Message-ID")) == 1 and len(field(data, "Date")) == 1
         assert data.endswith(b"\r\n\r\nbefore the dot\r\n"), data[-80:]
     # One message, three recipients, no "for" clause (privacy).
-    (ev,) = [e for e in server.log_events("pickup") if e.get("result") == "queued"]
+    (ev,) = pickup_events(server, "queued")
     assert ev["nrcpt"] == "3"
 
 
@@ -283,7 +292,7 @@ def test_a_forged_pickup_file_is_quarantined_by_the_server(open_root):
                        capture_output=True)
     assert p.returncode == 0, p.stderr
     wait_until(lambda: (pickup / "corrupt" / name).exists(), 10, "the forged file in pickup/corrupt/")
-    (ev,) = [e for e in server.log_events("pickup") if e.get("result") == "quarantined"]
+    (ev,) = pickup_events(server, "quarantined")
     assert "uid 0 in the file, owner uid 65534" in ev["reason"]
     # The same lie with the right uid still may not set the sender.
     forged2 = forged.replace('"uid":0,"login":"root"', '"uid":65534,"login":"nobody"')
@@ -293,7 +302,7 @@ def test_a_forged_pickup_file_is_quarantined_by_the_server(open_root):
     assert p.returncode == 0, p.stderr
     wait_until(lambda: (pickup / "corrupt" / name2).exists(), 10, "the second forged file in corrupt/")
     assert any("not in sendmail.trusted_users" in e.get("reason", "")
-               for e in server.log_events("pickup"))
+               for e in pickup_events(server, "quarantined", 2))
     assert server.all_delivered() == []
     assert server.alive() and port_is_bound(server.port)
 
@@ -308,8 +317,7 @@ def test_corrupt_pickup_files_are_moved_aside_and_the_server_goes_on(make_server
     os.symlink("/etc/passwd", pickup / "0000000000000003.cccccccccccccccc")
     wait_until(lambda: len(list((pickup / "corrupt").iterdir())) == 4, 10, "four files in pickup/corrupt/")
     assert pickup_files(server) == []
-    reasons = sorted(e["reason"].strip('"') for e in server.log_events("pickup")
-                     if e.get("result") == "quarantined")
+    reasons = sorted(e["reason"].strip('"') for e in pickup_events(server, "quarantined", 4))
     assert reasons == ["malformed", "symbolic link", "unexpected file name", "unsupported version"], reasons
     assert server.alive() and port_is_bound(server.port)
     # And mail still flows.

@@ -164,3 +164,22 @@ TEST_CASE("pickup files that fail a check are moved to corrupt/, never queued")
 }
 
 }
+
+TEST_SUITE("server") {
+
+TEST_CASE("the -f policy: one's own address always, any sender only for sendmail.trusted_users")
+{
+    auto cfg = config::parse(R"({"hostname": "h.test", "sendmail": {"trusted_users": ["list"]}})", "test");
+    using server::pickup_service;
+    CHECK(pickup_service::own_address(cfg, "alice") == "alice@h.test");
+    CHECK(pickup_service::may_use_sender(cfg, "alice", "alice@h.test"));
+    CHECK(pickup_service::may_use_sender(cfg, "alice", "Alice@H.TEST"));
+    CHECK_FALSE(pickup_service::may_use_sender(cfg, "alice", "bob@h.test"));
+    CHECK_FALSE(pickup_service::may_use_sender(cfg, "alice", "")); // <> is another sender too
+    CHECK(pickup_service::may_use_sender(cfg, "list", "bounces@example.test"));
+    CHECK(pickup_service::may_use_sender(cfg, "list", ""));
+    CHECK_FALSE(pickup_service::may_use_sender(cfg, "root", "x@example.test")); // root is trusted by default only
+    CHECK(pickup_service::login_name(0) == "root");
+}
+
+}

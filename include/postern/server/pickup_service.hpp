@@ -46,7 +46,9 @@
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
+#include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "postern/config/config.hpp"
@@ -76,6 +78,16 @@ public:
     static std::string file_name(util::time_point now);
     static bool is_file_name(std::string_view name) noexcept;
 
+    // Identity and the -f policy, shared with `postern sendmail` (which
+    // checks early, for a clear exit status) so both sides agree:
+    // the login name of uid in the password database ("" when it has none);
+    static std::string login_name(unsigned uid);
+    // the default sender of a local user, <login>@<hostname>;
+    static std::string own_address(const config::settings& cfg, std::string_view login);
+    // whether login may submit with this envelope sender ("" = <>): its own
+    // address (case-insensitively), or any when sendmail.trusted_users has it.
+    static bool may_use_sender(const config::settings& cfg, std::string_view login, std::string_view sender);
+
     // Creates the directories and sets their modes (throws std::system_error),
     // then starts the scanning thread.
     void start();
@@ -89,6 +101,8 @@ private:
     void run();
     outcome take(const std::string& name);
     outcome quarantine(const std::string& name, std::string_view reason);
+    // A file that stays (unreadable, commit failed) is logged once, not every pass.
+    void report_left(const std::string& name, std::string_view what, const std::string& error);
 
     const config::settings& cfg_;
     const route::table& routes_;
@@ -100,6 +114,7 @@ private:
     std::condition_variable cv_;
     bool stopping_ = false;
     std::thread thread_;
+    std::set<std::string> reported_; // scan thread only
 };
 
 } // namespace postern::server
