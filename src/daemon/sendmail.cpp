@@ -308,7 +308,8 @@ int submit(std::span<const std::string_view> args)
     if (auto r = server::pickup_service::make_directory(s.spool_dir, ::geteuid() == 0); !r)
         return write_failure(dir, r.error());
     const auto name = server::pickup_service::file_name(now);
-    if (auto r = util::atomic_write(dir, name, queue::encode_pickup(h, message)); !r)
+    if (auto r = util::atomic_write(dir, name, queue::encode_pickup(h, message),
+                                        server::pickup_service::file_mode); !r)
         return write_failure(dir, r.error());
     return sysexits::ok;
 }

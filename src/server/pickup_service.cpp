@@ -27,7 +27,9 @@ namespace postern::server {
 
 namespace {
 
-constexpr mode_t pickup_mode = 01733;  // sticky, writable by all, listable by the owner only
+// Setgid (files take the directory's group: the server's), sticky (only a
+// file's owner removes it), writable by all, listable by the owner only.
+constexpr mode_t pickup_mode = 03733;
 constexpr mode_t private_mode = 0700;
 // The header line of a pickup file comes on top of the message.
 constexpr std::uint64_t header_allowance = 65536;
@@ -39,16 +41,24 @@ std::error_code last_error()
     return {errno, std::system_category()};
 }
 
-// mkdir, then chmod: the mode must not depend on the umask.
-util::result<void> make_dir(const std::string& path, mode_t mode)
+// mkdir, then chmod: the mode must not depend on the umask. With owner
+// (root making it for a server that runs as another user), the new
+// directory is chown-ed to it first.
+util::result<void> make_dir(const std::string& path, mode_t mode, const struct stat* owner = nullptr)
 {
-    if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
+    bool made = ::mkdir(path.c_str(), mode) == 0;
+    if (!made && errno != EEXIST)
         return last_error();
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0)
         return last_error();
     if (!S_ISDIR(st.st_mode))
         return std::make_error_code(std::errc::not_a_directory);
+    if (made && owner != nullptr && (st.st_uid != owner->st_uid || st.st_gid != owner->st_gid)) {
+        if (::chown(path.c_str(), owner->st_uid, owner->st_gid) != 0)
+            return last_error();
+        st.st_mode = 0; // chown may clear the set-id bits: chmod below
+    }
     if ((st.st_mode & 07777) != mode && ::chmod(path.c_str(), mode) != 0)
         return last_error();
     return {};
@@ -116,9 +126,14 @@ util::result<void> pickup_service::make_directory(const std::string& spool_dir, 
         return ec;
     if (made_spool && ::chmod(spool_dir.c_str(), 0711) != 0)
         return last_error();
-    if (auto r = make_dir(dir, pickup_mode); !r)
+    // pickup/ belongs to whoever owns the spool (the server's user), also
+    // when a root `postern sendmail` makes it before the server ever ran.
+    struct stat spool {};
+    if (::stat(spool_dir.c_str(), &spool) != 0)
+        return last_error();
+    if (auto r = make_dir(dir, pickup_mode, &spool); !r)
         return r;
-    return make_dir(dir + "/corrupt", private_mode);
+    return make_dir(dir + "/corrupt", private_mode, &spool);
 }
 
 std::string pickup_service::file_name(util::time_point now)

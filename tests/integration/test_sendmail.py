@@ -106,11 +106,11 @@ def test_server_down_then_up_explicit_recipients(make_server):
     p = sendmail(server, ["-F", "Root Admin", "alice@example.test"], msg)
     assert p.returncode == 0, p.stderr
     assert p.stderr == b""
-    # The server is down: the message waits, durable, in pickup/ (mode 1733).
+    # The server is down: the message waits, durable, in pickup/ (mode 3733).
     files = pickup_files(server)
     assert len(files) == 1 and PICKUP_NAME.match(files[0].name), files
-    assert stat.S_IMODE((server.spool / "pickup").stat().st_mode) == 0o1733
-    assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+    assert stat.S_IMODE((server.spool / "pickup").stat().st_mode) == 0o3733
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o640
     head, _, body = files[0].read_bytes().partition(b"\n")
     assert b'"version":1' in head and b'"alice@example.test"' in head
     assert body.startswith(b"Subject: local mail\r\n")
@@ -254,7 +254,7 @@ def test_unprivileged_user_submits_but_may_not_set_the_sender(open_root):
     server = Server(root / "srv")
     servers.append(server)
     server.start()
-    # An unprivileged user may submit (pickup/ is 1733) ...
+    # An unprivileged user may submit (pickup/ is 3733) ...
     p = sendmail(server, ["alice@example.test"], b"Subject: from nobody\n\nhi\n", as_nobody=True)
     assert p.returncode == 0, p.stderr
     (f,) = wait_for_files(server.new("alice@example.test"), 1, timeout=10)
@@ -342,3 +342,47 @@ def test_a_remote_recipient_is_queued_for_relay(make_server):
     (entry,) = json.loads(p.stdout)["entries"]
     assert entry["sender"] == f"root@{HOSTNAME}"
     assert [r["address"] for r in entry["recipients"]] == ["someone@remote.test"]
+
+
+class NobodyServer(Server):
+    """postern serve run as nobody, as contrib/systemd/postern.service runs
+    it as its own unprivileged user: spool and mail root belong to nobody."""
+
+    def start(self, timeout=10):
+        import subprocess as sp
+        self.generation += 1
+        self._log = open(self.log_path, "ab")
+        self._out = open(self.out_path, "ab")
+        self.proc = sp.Popen(AS_NOBODY + [POSTERN_BIN, "serve", "--config", str(self.config_path)],
+                             stdin=sp.DEVNULL, stdout=self._out, stderr=self._log, cwd="/")
+        self.expect_dead = False
+        self.wait_ready(timeout)
+        return self
+
+
+def test_an_unprivileged_server_reads_what_root_and_others_submit(open_root):
+    """root submits first, with the server never run: sendmail makes
+    pickup/ for the spool's owner (nobody); the server, running as nobody,
+    then reads root's file through the directory's group, and later ones."""
+    root, servers = open_root
+    # The suite's certificate is root's: nobody's server makes its own.
+    server = NobodyServer(root / "srv", {"tls": {"certificate": None, "private_key": None}})
+    servers.append(server)
+    for d in (server.spool, server.mail_root):
+        d.mkdir(mode=0o700)
+        os.chown(d, 65534, 65534)
+    p = sendmail(server, ["alice@example.test"], b"Subject: from root, server never ran\n\nhi\n")
+    assert p.returncode == 0, p.stderr
+    pickup = server.spool / "pickup"
+    st = pickup.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o3733)
+    (f,) = pickup_files(server)
+    st = f.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 65534, 0o640)
+    server.start()
+    wait_for_files(server.new("alice@example.test"), 1, timeout=10)
+    p = sendmail(server, ["alice@example.test"], b"Subject: root again\n\nhi\n")
+    assert p.returncode == 0, p.stderr
+    wait_for_files(server.new("alice@example.test"), 2, timeout=10)
+    wait_until(lambda: not pickup_files(server), 10, "pickup/ to be empty")
+    assert [e for e in server.log_events("pickup") if e.get("result") != "queued"] == []

@@ -70,12 +70,12 @@ struct fixture {
 
 TEST_SUITE("server") {
 
-TEST_CASE("pickup directory: 1733, with a private corrupt/ inside; names are time-ordered and checked")
+TEST_CASE("pickup directory: 3733, with a private corrupt/ inside; names are time-ordered and checked")
 {
     fixture f;
     struct stat st {};
     REQUIRE(::stat(f.pickup().c_str(), &st) == 0);
-    CHECK((st.st_mode & 07777) == 01733);
+    CHECK((st.st_mode & 07777) == 03733);
     REQUIRE(::stat((f.pickup() + "/corrupt").c_str(), &st) == 0);
     CHECK((st.st_mode & 07777) == 0700);
     auto name = server::pickup_service::file_name(util::from_unix_seconds(1795000000));

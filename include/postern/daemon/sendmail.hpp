@@ -14,7 +14,8 @@
 //
 // Security: this runs as whichever local user invokes it, with no
 // privilege of its own (no setuid/setgid). The pickup directory is mode
-// 1733: anyone may create files, nobody else may list or remove them. The
+// 3733: anyone may create files, nobody else may list or remove them, and
+// they take the server's group (files 0640: the server reads them). The
 // file says who wrote it, but the server believes only the file's owner
 // (fstat) and rechecks -f against sendmail.trusted_users; the checks here
 // only give the user a clear answer early.

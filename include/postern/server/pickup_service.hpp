@@ -8,13 +8,16 @@
 // recipients are treated like those of an authenticated submission: any
 // domain, local ones delivered at once (delivery::direct_store).
 //
-// Security. The pickup directory is mode 1733 (created so by start() and by
-// a root `postern sendmail`): every local user may create files in it, none
-// may list it or remove another's files (sticky); postern has no setgid
-// helper as Postfix's postdrop, so this is the whole gate. The spool
-// directory above it is 0711 (control_server), its other subdirectories
-// 0700. A file's content is written by an arbitrary local user, so nothing
-// in it is believed on its own word:
+// Security. The pickup directory is mode 3733 and owned by the spool's
+// owner (created so by start() and by a root `postern sendmail`): every
+// local user may create files in it, none may list it or remove another's
+// files (sticky), and each file takes the directory's group (setgid) —
+// the server's — and is written 0640, so the server reads it even when it
+// runs as an unprivileged user, and other users cannot. postern has no
+// setgid helper as Postfix's postdrop: the directory modes are the whole
+// gate. The spool directory above it is 0711 (control_server), its other
+// subdirectories 0700. A file's content is written by an arbitrary local
+// user, so nothing in it is believed on its own word:
 //   - it is opened with O_NOFOLLOW|O_NONBLOCK and must be a regular file
 //     with one link (no symlink or hard link to someone else's file, no FIFO);
 //   - its owner (fstat) is the submitter: the uid and login name written
@@ -26,8 +29,8 @@
 //   - size (limits.message_size), header shape, addresses and CRLF-only
 //     text are checked. Any file failing a check is moved to
 //     pickup/corrupt/ (0700) and logged, never deleted and never fatal.
-// Files the server cannot read (a later unprivileged server and a file of
-// mode 0600 owned by another user) stay put and are logged each pass.
+// A file the server cannot read (its writer made it unreadable) stays put
+// and is logged once.
 //
 // Durability: a file is unlinked only after the group committer reports
 // its message durable. A crash between the commit and the unlink queues the
@@ -67,10 +70,14 @@ public:
     pickup_service(const pickup_service&) = delete;
     pickup_service& operator=(const pickup_service&) = delete;
 
+    // The mode of a pickup file: the server's group (the directory's) reads it.
+    static constexpr unsigned file_mode = 0640;
+
     // <spool_dir>/pickup
     static std::string directory(const std::string& spool_dir);
     // Makes sure the pickup directory exists. With create, a missing one is
-    // made (the spool 0711, pickup 1733, pickup/corrupt 0700); without it,
+    // made (the spool 0711, pickup 3733 and pickup/corrupt 0700 owned by the
+    // spool's owner and group); without it,
     // a missing one is errc::no_such_file_or_directory. An existing path
     // that is no directory (a symlink, say) is errc::not_a_directory.
     static util::result<void> make_directory(const std::string& spool_dir, bool create);

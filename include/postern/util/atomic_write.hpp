@@ -75,10 +75,12 @@ private:
 };
 
 // Writes dir/name atomically and durably: temp file (dir/.tmp.<16 hex>,
-// mode 0600), sync, rename over any existing file, sync of the directory —
-// or, when the caller may write the directory but not read it (the pickup
-// directory, mode 1733), syncfs() of its file system instead.
-result<void> atomic_write(const std::string& dir, std::string_view name, std::string_view bytes);
+// of the given mode whatever the umask), sync, rename over any existing
+// file, sync of the directory — or, when the caller may write the
+// directory but not read it (the pickup directory, mode 3733), syncfs() of
+// its file system instead.
+result<void> atomic_write(const std::string& dir, std::string_view name, std::string_view bytes,
+                          unsigned mode = 0600);
 // fsync() of a directory, for callers that unlink or create dirs.
 result<void> fsync_dir(const std::string& dir);
 // Reads a whole file.
