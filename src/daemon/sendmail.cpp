@@ -213,7 +213,10 @@ int write_failure(const std::string& dir, std::error_code ec)
         status = sysexits::cantcreat;
     else if (ec == std::errc::no_space_on_device || ec.value() == EDQUOT || ec == std::errc::read_only_file_system)
         status = sysexits::tempfail;
-    return fail(status, "cannot write into the pickup directory " + dir + ": " + ec.message());
+    return fail(status, "cannot write into the pickup directory " + dir + ": " + ec.message() +
+                            (ec == std::errc::no_such_file_or_directory
+                                 ? " (`postern serve` makes it at its first start; so does sendmail run as root)"
+                                 : ""));
 }
 
 int submit(std::span<const std::string_view> args)

@@ -257,10 +257,10 @@ pickup_service::outcome pickup_service::quarantine(const std::string& name, std:
     auto r = batch.commit();
     std::error_code ec = !r ? r.error() : (*r)[0];
     if (ec) {
-        log::error("pickup").kv("file", name).kv("result", "quarantine_failed").kv("reason", reason)
-            .kv("error", ec.message());
+        report_left(name, "quarantine_failed", std::string(reason) + ": " + ec.message());
         return outcome::left;
     }
+    reported_.erase(name);
     log::warn("pickup").kv("file", name).kv("result", "quarantined").kv("reason", reason)
         .kv("moved_to", target);
     return outcome::quarantined;
