@@ -823,6 +823,45 @@ constexpr std::array<key_spec<auth_settings>, 6> auth_keys{{
         &write_number<&auth_settings::ip_window>, nullptr},
 }};
 
+// ---- sendmail ----
+
+constexpr std::string_view login_name_expected =
+    "a login name (1 to 256 of A-Z a-z 0-9 . _ -, not starting with '-')";
+
+bool is_login_name(std::string_view s)
+{
+    if (s.empty() || s.size() > 256 || s.front() == '-')
+        return false;
+    for (char c : s)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return false;
+    return true;
+}
+
+void read_trusted_users(const json& value, const locus& at, sendmail_settings& out)
+{
+    const auto& items = read_array(value, at, "an array of login names");
+    out.trusted_users.clear();
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        const auto& name = read_string(items[i], at.element(i), login_name_expected);
+        if (!is_login_name(name))
+            at.element(i).fail(login_name_expected, items[i]);
+        insert_unique(seen, name, at.element(i), "a login name not already listed", items[i]);
+        out.trusted_users.push_back(name);
+    }
+}
+
+ordered_json write_trusted_users(const sendmail_settings& in)
+{
+    return in.trusted_users;
+}
+
+constexpr std::array<key_spec<sendmail_settings>, 1> sendmail_keys{{
+    {"trusted_users", &read_trusted_users, &write_trusted_users, nullptr}, // default: ["root"]
+}};
+
 // ---- top level ----
 
 // Every default of an absent key, except the two derived from other keys
@@ -1484,6 +1523,16 @@ ordered_json write_group(const settings& in)
     return in.run_as_group.empty() ? ordered_json(nullptr) : ordered_json(in.run_as_group);
 }
 
+void read_sendmail(const json& value, const locus& at, settings& out)
+{
+    read_object(value, at, sendmail_keys, out.sendmail);
+}
+
+ordered_json write_sendmail(const settings& in)
+{
+    return write_object(in.sendmail, sendmail_keys);
+}
+
 void read_log_level(const json& value, const locus& at, settings& out)
 {
     out.log = read_choice(value, at, log_levels);
@@ -1495,7 +1544,7 @@ ordered_json write_log_level(const settings& in)
 }
 
 // Order matters: a key is read after the keys it depends on.
-constexpr std::array<key_spec<settings>, 21> top_keys{{
+constexpr std::array<key_spec<settings>, 22> top_keys{{
     {"hostname", &read_hostname, &write_hostname, &default_hostname},
     {"spool_dir", &read_spool_dir, &write_spool_dir, nullptr},
     {"mail_root", &read_mail_root, &write_mail_root, nullptr},
@@ -1513,6 +1562,7 @@ constexpr std::array<key_spec<settings>, 21> top_keys{{
     {"delivery", &read_delivery, &write_delivery, nullptr}, // after local_domains
     {"tls", &read_tls, &write_tls, nullptr},   // default: self-signed
     {"auth", &read_auth, &write_auth, nullptr},
+    {"sendmail", &read_sendmail, &write_sendmail, nullptr}, // default: trusted_users ["root"]
     {"log_level", &read_log_level, &write_log_level, nullptr},
     {"user", &read_user, &write_user, nullptr},   // default: null (no privilege drop)
     {"group", &read_group, &write_group, nullptr}, // after user; default: the user's group

@@ -23,6 +23,7 @@
 #include "postern/config/config.hpp"
 #include "postern/log/log.hpp"
 #include "postern/daemon/route_explain.hpp"
+#include "postern/daemon/sendmail.hpp"
 #include "postern/daemon/serve.hpp"
 #include "postern/server/control_server.hpp"
 #include "postern/util/id.hpp"
@@ -65,6 +66,13 @@ const char* usage_text =
     "                                 hosts resolved now), without sending; exit 0\n"
     "                                 accepted, 1 refused, 2 configuration error,\n"
     "                                 64 not an address\n"
+    "  sendmail [-t] [-i|-oi] [-f SENDER] [-F NAME] [--config FILE] [RECIPIENT...]\n"
+    "                                 submit the message on standard input (bare LF\n"
+    "                                 line ends are fine) through <spool_dir>/pickup/,\n"
+    "                                 also when the server is down; the same when\n"
+    "                                 postern is run as `sendmail` (a symlink); exit\n"
+    "                                 status per sysexits.h (64 usage, 65 data,\n"
+    "                                 75 try again, 77 -f not permitted, 78 config)\n"
     "  hash-password                  read one password line from standard input\n"
     "                                 and print its $pbkdf2-sha256$ hash\n"
     "  help                           this text\n"
@@ -119,19 +127,9 @@ bool parse_options(std::span<const std::string_view> args, options& out)
     return true;
 }
 
-// Every subcommand finds its configuration the same way (config::locate).
 std::optional<config::settings> load(const options& o)
 {
-    try {
-        std::error_code ec;
-        const bool system_exists = std::filesystem::exists(config::system_config_path, ec);
-        if (auto path = config::locate(o.config, std::getenv("POSTERN_CONFIG"), system_exists))
-            return config::load_file(*path);
-        return config::embedded_default(host_name());
-    } catch (const config::error& e) {
-        std::cerr << "postern: configuration error: " << e.what() << "\n";
-        return std::nullopt;
-    }
+    return load_settings(o.config);
 }
 
 // ---- postern queue ...
@@ -540,6 +538,21 @@ int hash_password_main(std::span<const std::string_view> args)
 
 } // namespace
 
+// Every subcommand finds its configuration the same way (config::locate).
+std::optional<config::settings> load_settings(const std::optional<std::string>& config_flag)
+{
+    try {
+        std::error_code ec;
+        const bool system_exists = std::filesystem::exists(config::system_config_path, ec);
+        if (auto path = config::locate(config_flag, std::getenv("POSTERN_CONFIG"), system_exists))
+            return config::load_file(*path);
+        return config::embedded_default(host_name());
+    } catch (const config::error& e) {
+        std::cerr << "postern: configuration error: " << e.what() << "\n";
+        return std::nullopt;
+    }
+}
+
 int main(std::span<const std::string_view> args)
 {
     if (args.empty()) {
@@ -562,6 +575,8 @@ int main(std::span<const std::string_view> args)
         return hash_password_main(rest);
     if (cmd == "route")
         return route_main(rest);
+    if (cmd == "sendmail")
+        return sendmail_main(rest);
     if (cmd == "serve" || cmd == "check-config") {
         options o;
         if (!parse_options(rest, o))

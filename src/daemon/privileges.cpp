@@ -1,5 +1,6 @@
 #include "postern/daemon/privileges.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <grp.h>
@@ -26,6 +27,12 @@ void own(const fs::path& p, const account& a)
         fail_errno(p.string());
     if ((st.st_uid != a.uid || st.st_gid != a.gid) && ::lchown(p.c_str(), a.uid, a.gid) != 0)
         fail_errno("chown " + p.string());
+}
+
+void own_group(const fs::path& p, const account& a)
+{
+    if (::lchown(p.c_str(), static_cast<uid_t>(-1), a.gid) != 0)
+        fail_errno("chgrp " + p.string());
 }
 
 } // namespace
@@ -61,22 +68,30 @@ std::optional<account> resolve_account(const config::settings& s)
     return a;
 }
 
-void hand_over(const std::vector<std::string>& dirs, const account& a)
+void hand_over(const std::vector<std::string>& dirs, const account& a, const std::vector<std::string>& keep_contents)
 {
     for (const auto& d : dirs) {
         std::error_code ec;
-        fs::create_directories(d, ec);
+        if (fs::create_directories(d, ec) && ::chmod(d.c_str(), 0700) != 0)
+            fail_errno("chmod " + d);
         if (ec)
             throw std::system_error(ec, d);
-        if (::chmod(d.c_str(), 0700) != 0)
-            fail_errno("chmod " + d);
         own(d, a);
         // Symlinks are not followed (lchown, and the iterator does not
         // descend into them): a link planted below cannot hand over a file
         // elsewhere.
         for (auto it = fs::recursive_directory_iterator(d, ec); !ec && it != fs::recursive_directory_iterator();
-             it.increment(ec))
-            own(it->path(), a);
+             it.increment(ec)) {
+            const auto p = it->path().lexically_normal().string();
+            const bool kept = std::any_of(keep_contents.begin(), keep_contents.end(), [&p](const std::string& k) {
+                const auto base = fs::path(k).lexically_normal().string() + "/";
+                return p.compare(0, base.size(), base) == 0;
+            });
+            if (kept && !it->is_directory(ec))
+                own_group(it->path(), a); // the submitter stays the owner; the server's group reads it
+            else
+                own(it->path(), a);
+        }
         if (ec)
             throw std::system_error(ec, d);
     }

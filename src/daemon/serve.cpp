@@ -26,6 +26,7 @@
 #include "postern/route/table.hpp"
 #include "postern/server/control_server.hpp"
 #include "postern/server/metrics_server.hpp"
+#include "postern/server/pickup_service.hpp"
 #include "postern/server/pop3_server.hpp"
 #include "postern/server/smtp_server.hpp"
 #include "postern/tls/context.hpp"
@@ -156,7 +157,7 @@ int serve(const config::settings& s)
         // Ports bound: now give up root for good, before the control socket,
         // the delivery threads and any client's byte.
         if (run_as && ::geteuid() == 0) {
-            hand_over({s.spool_dir, s.mail_root}, *run_as);
+            hand_over({s.spool_dir, s.mail_root}, *run_as, {server::pickup_service::directory(s.spool_dir)});
             drop_privileges(*run_as);
             log::info("privileges").kv("user", run_as->user).kv("group", run_as->group)
                 .kv("uid", static_cast<std::uint64_t>(run_as->uid)).kv("gid", static_cast<std::uint64_t>(run_as->gid));
@@ -246,6 +247,9 @@ int serve(const config::settings& s)
         };
         signals.async_wait(on_signal);
 
+        // `postern sendmail`'s files in <spool_dir>/pickup/ (Postfix's maildrop).
+        server::pickup_service pickup(s, routes, committer, clock);
+
         // The control socket first: it refuses to start when another live
         // server owns this spool, before this one scans or delivers anything.
         control.start();
@@ -253,9 +257,11 @@ int serve(const config::settings& s)
         smtp.start();
         pop3.start();
         metrics_http.start();
+        pickup.start();
         log::info("start").kv("version", POSTERN_VERSION).kv("config", s.source)
             .kv("hostname", s.hostname).kv("spool", s.spool_dir).kv("mail_root", s.mail_root);
         io.run();
+        pickup.stop(); // its file in hand is committed (or left) first
         committer.stop(); // everything acknowledged is already durable; drain the rest
         runner.stop();
         log::info("stopped");

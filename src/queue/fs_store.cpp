@@ -62,6 +62,10 @@ void fs_store::open()
     fs::create_directories(dir_ + "/free");
     for (unsigned i = 0; i < 256; ++i)
         fs::create_directories(dir_ + "/queue/" + util::hex(i, 2));
+    // Owner only: the spool itself is passable by local users (0711, for
+    // pickup/), its queue is not theirs to list.
+    for (const char* d : {"/incoming", "/corrupt", "/free", "/queue"})
+        fs::permissions(dir_ + d, fs::perms::owner_all, fs::perm_options::replace);
     // Promise 1: whatever is in incoming/ never got its 250.
     std::size_t purged = 0;
     for (const auto& e : fs::directory_iterator(dir_ + "/incoming")) {

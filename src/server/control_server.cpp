@@ -149,10 +149,12 @@ void control_server::start()
     if (path_.size() >= sizeof(sockaddr_un{}.sun_path))
         throw path_error(std::make_error_code(std::errc::filename_too_long), path_,
                          "path longer than " + std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " octets");
-    // Owner only: the directory guards the socket between bind and chmod.
+    // 0711: local users may pass through to pickup/ (`postern sendmail`,
+    // server/pickup_service.hpp) but not list the spool; everything else in
+    // it is the server's own (0700 directories, 0600 files).
     std::error_code ec;
     std::filesystem::create_directories(spool_dir_, ec);
-    if (::chmod(spool_dir_.c_str(), 0700) != 0)
+    if (::chmod(spool_dir_.c_str(), 0711) != 0)
         throw std::system_error(last_error(), "spool directory " + spool_dir_);
 
     const stream::endpoint ep(path_);
@@ -172,8 +174,12 @@ void control_server::start()
 
     auto& acc = st_->acceptor;
     acc.open(ep.protocol(), ec);
+    // The socket is born owner-only (umask), not just chmod-ed after bind:
+    // the spool is passable by others, so no moment of a wider mode.
+    const mode_t old_mask = ::umask(0177);
     if (!ec)
         acc.bind(ep, ec);
+    ::umask(old_mask);
     if (ec)
         throw path_error(ec, path_, "");
     bound_ = true;

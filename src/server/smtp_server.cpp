@@ -400,11 +400,8 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             // client left out. Only for submission (and AUTH) clients: an MX
             // must not alter mail in transit.
             if (session_cfg.submission || s.authenticated()) {
-                std::string added;
-                if (!mail::has_header_field(s.body(), "Date"))
-                    added += "Date: " + date + "\r\n";
-                if (!mail::has_header_field(s.body(), "Message-ID"))
-                    added += "Message-ID: <" + m.meta.id + "@" + st->cfg.hostname + ">\r\n";
+                auto added = mail::missing_header_fields(
+                    s.body(), {.from = {}, .date = date, .message_id = "<" + m.meta.id + "@" + st->cfg.hostname + ">"});
                 if (!added.empty())
                     m.parts.push_back(std::move(added));
             }

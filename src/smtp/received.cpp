@@ -1,5 +1,7 @@
 #include "postern/smtp/received.hpp"
 
+#include <string>
+
 namespace postern::smtp {
 
 namespace {
@@ -13,6 +15,19 @@ void append_sanitised(std::string& out, std::string_view s)
                   c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']';
         out.push_back(ok ? static_cast<char>(c) : '?');
     }
+}
+
+// "\r\n\tfor <r>; date\r\n": the end both kinds share.
+void append_for_and_date(std::string& h, std::string_view for_rcpt, std::string_view date)
+{
+    if (!for_rcpt.empty()) {
+        h.append("\r\n\tfor <");
+        h.append(for_rcpt);
+        h.append(">");
+    }
+    h.append("; ");
+    h.append(date);
+    h.append("\r\n");
 }
 
 } // namespace
@@ -46,14 +61,23 @@ std::string received_header(const received_fields& f)
         }
         h.append(")");
     }
-    if (!f.for_rcpt.empty()) {
-        h.append("\r\n\tfor <");
-        h.append(f.for_rcpt);
-        h.append(">");
-    }
-    h.append("; ");
-    h.append(f.date);
-    h.append("\r\n");
+    append_for_and_date(h, f.for_rcpt, f.date);
+    return h;
+}
+
+std::string local_received_header(const local_received_fields& f)
+{
+    std::string h;
+    h.reserve(160 + f.login.size() + f.for_rcpt.size());
+    h.append("Received: from local user ");
+    append_sanitised(h, f.login);
+    h.append(" (uid ");
+    h.append(std::to_string(f.uid));
+    h.append(")\r\n\tby ");
+    h.append(f.by);
+    h.append(" (postern) with local id ");
+    h.append(f.id);
+    append_for_and_date(h, f.for_rcpt, f.date);
     return h;
 }
 

@@ -203,24 +203,36 @@ result<std::vector<std::error_code>> durable_batch::commit()
     return out;
 }
 
-result<void> atomic_write(const std::string& dir, std::string_view name, std::string_view bytes)
+result<void> atomic_write(const std::string& dir, std::string_view name, std::string_view bytes, unsigned mode)
 {
     std::string tmp = dir + "/.tmp." + make_session_id();
     std::string_view parts[] = {bytes};
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return last_os_error();
-    auto r = write_all(fd, parts);
+    result<void> r;
+    if (mode != 0600 && ::fchmod(fd, static_cast<mode_t>(mode)) != 0)
+        r = last_os_error();
+    if (r)
+        r = write_all(fd, parts);
     if (r && ::fsync(fd) != 0)
         r = last_os_error();
-    ::close(fd);
     if (r && ::rename(tmp.c_str(), (dir + "/" + std::string(name)).c_str()) != 0)
         r = last_os_error();
     if (!r) {
+        ::close(fd);
         ::unlink(tmp.c_str());
         return r;
     }
-    return fsync_dir(dir);
+    r = fsync_dir(dir);
+    // A directory the writer may add to but not read (the pickup directory,
+    // mode 3733: `postern sendmail` run by any local user) cannot be opened
+    // to fsync it; syncfs() of the file system the file is on makes the
+    // rename durable all the same.
+    if (!r && r.error() == std::errc::permission_denied)
+        r = ::syncfs(fd) == 0 ? result<void>() : result<void>(last_os_error());
+    ::close(fd);
+    return r;
 }
 
 result<void> fsync_dir(const std::string& dir)

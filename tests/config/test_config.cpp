@@ -324,7 +324,7 @@ TEST_CASE("errors name the source, the key path and what was expected")
         CHECK(error_of(R"({"frobnicate": 1})") ==
             "/tmp/x.json: frobnicate: expected one of the known keys (hostname, spool_dir, mail_root, listeners, "
             "local_domains, users, recipient_delimiter, aliases, relay_networks, limits, dns, queue, remote, relay, "
-            "delivery, tls, auth, log_level, user, group, metrics), "
+            "delivery, tls, auth, sendmail, log_level, user, group, metrics), "
             R"(got unknown key "frobnicate")");
     }
     SUBCASE("an alias key outside the local domains")
@@ -354,7 +354,7 @@ TEST_CASE("errors name the source, the key path and what was expected")
         CHECK(error_of("[1, 2]") ==
             "/tmp/x.json: top level: expected an object (keys: hostname, spool_dir, mail_root, listeners, "
             "local_domains, users, recipient_delimiter, aliases, relay_networks, limits, dns, queue, remote, relay, "
-            "delivery, tls, auth, log_level, user, group, metrics), "
+            "delivery, tls, auth, sendmail, log_level, user, group, metrics), "
             "got [1,2]");
     }
     SUBCASE("a long value is shortened")
@@ -1172,7 +1172,7 @@ TEST_CASE("to_json gives back the same settings")
             CAPTURE(key);
             CHECK(doc.contains(key));
         }
-        CHECK(doc.size() == 21);
+        CHECK(doc.size() == 22);
         CHECK(doc["recipient_delimiter"] == "+");
         CHECK(doc["tls"] == nlohmann::json::parse(R"({"certificate": null, "private_key": null})"));
         CHECK(doc["auth"] == nlohmann::json::parse(R"({"plaintext_loopback": false, "any_sender": false,
@@ -1408,6 +1408,33 @@ TEST_CASE("an alias loop is a configuration error naming the alias and the loop"
         // alice+x is alice (a user), not the alias alice+x would strip to.
         auto doc = nlohmann::json::parse(aliases({{"alice+x@example.test", {"alice@example.test"}}}));
         CHECK(error_of(doc.dump()) == "");
+    }
+}
+
+}
+
+TEST_SUITE("config") {
+
+TEST_CASE("sendmail.trusted_users: root by default, a list of login names, printed by to_json")
+{
+    CHECK(parse("{}", src).sendmail.trusted_users == std::vector<std::string>{"root"});
+    auto s = parse(R"({"sendmail": {"trusted_users": ["root", "mailman", "www-data"]}})", src);
+    CHECK(s.sendmail.trusted_users == std::vector<std::string>{"root", "mailman", "www-data"});
+    CHECK(parse(R"({"sendmail": {"trusted_users": []}})", src).sendmail.trusted_users.empty());
+    CHECK(nlohmann::json::parse(to_json(parse("{}", src)))["sendmail"] ==
+          nlohmann::json::parse(R"({"trusted_users": ["root"]})"));
+    CHECK(parse(to_json(s), src).sendmail.trusted_users == s.sendmail.trusted_users);
+    SUBCASE("errors name the key and what was expected")
+    {
+        CHECK(error_of(R"({"sendmail": {"trusted_users": "root"}})") ==
+              "/tmp/x.json: sendmail.trusted_users: expected an array of login names, got \"root\"");
+        CHECK(error_of(R"({"sendmail": {"trusted_users": ["-x"]}})") ==
+              "/tmp/x.json: sendmail.trusted_users[0]: expected a login name (1 to 256 of A-Z a-z 0-9 . _ -, "
+              "not starting with '-'), got \"-x\"");
+        CHECK(error_of(R"({"sendmail": {"trusted_users": ["root", "root"]}})") ==
+              "/tmp/x.json: sendmail.trusted_users[1]: expected a login name not already listed, got \"root\"");
+        CHECK(error_of(R"({"sendmail": {"trusted": []}})").find("sendmail.trusted: expected one of the known keys "
+                                                               "(trusted_users)") != std::string::npos);
     }
 }
 

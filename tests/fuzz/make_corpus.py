@@ -301,6 +301,15 @@ def main():
         b"1 1795708883.Q661300e1ac972000.mx.example.test $Forwarded\n3 1795708884.M1P2Q3.host\n",
         b"Sent.%\x00Sent.2026", b"*\x00a.b.c", b"INBOX.%.x\x00INBOX.y.x",
     ]
+    pickup_head = (b'{"version":1,"sender":"alice@h.test","recipients":["bob@example.test","c@x.test"],'
+                   b'"uid":1000,"login":"alice","time":1795000000,"full_name":"Alice"}\n')
+    seeds["pickup"] = [
+        pickup_head + b"Subject: s\r\nBcc: x@y.test,\r\n z@y.test\r\n\r\nbody\r\n",
+        pickup_head.replace(b'"alice@h.test"', b'""') + b"",
+        b'{"version":2}\n',
+        b"\x01\x07To: \"Doe, J\" <j@x.test>, grp: a@b.test, c (comment);\nBcc: d@e\n\nline\r\n.\r\nafter\n",
+        b"\x00\x03no header\rbare CR\n..\n.\nJ\xc3\xbcrgen\n",
+    ]
     seeds["base64_sasl"] = [
         b"AGFsaWNlAHMzY3JldA==", b"YWxpY2UAYWxpY2UAcGFzcw==", b"YWxpY2U=", b"czNjcmV0LVBX", b"=", b"",
         b"\x00\x05alicepassword", b"\x03\x04bobbbobpass",

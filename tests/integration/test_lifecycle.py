@@ -137,6 +137,13 @@ def test_started_as_root_it_drops_to_the_configured_user_after_binding(open_root
     nogroup = grp.getgrgid(nobody.pw_gid).gr_name
     srv = Server(open_root / "srv", {"user": "nobody"})
     try:
+        # Mail root submitted with `postern sendmail` while the server was
+        # down: its pickup file keeps root as owner through the hand-over
+        # (the owner is the submitter's identity) and is delivered.
+        r = subprocess.run([POSTERN_BIN, "sendmail", "--config", str(srv.config_path), "alice@example.test"],
+                           input=b"Subject: from cron\n\nwritten before the start\n", capture_output=True,
+                           timeout=TIMEOUT)
+        assert r.returncode == 0, r.stderr
         srv.start()
         wait_until(lambda: srv.log_events("privileges"), 10, "the privileges line")
         ids = proc_ids(srv.proc.pid)
@@ -149,15 +156,17 @@ def test_started_as_root_it_drops_to_the_configured_user_after_binding(open_root
         (line,) = srv.log_events("privileges")
         assert line["user"] == "nobody" and line["group"] == nogroup
         # The spool and the Maildirs are the user's, private, and work.
-        for d in (srv.spool, srv.mail_root):
+        # (the spool itself is 0711: local users pass through to pickup/)
+        for d, mode in ((srv.spool, 0o711), (srv.spool / "queue", 0o700), (srv.mail_root, 0o700)):
             st = os.stat(d)
-            assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (nobody.pw_uid, 0o700), d
+            assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (nobody.pw_uid, mode), d
         sock = os.stat(srv.spool / "control.sock")
         assert (sock.st_uid, stat.S_IMODE(sock.st_mode)) == (nobody.pw_uid, 0o600)
         with smtplib.SMTP("127.0.0.1", srv.port, timeout=TIMEOUT) as c:
             c.sendmail("s@remote.test", ["alice@example.test"], make_message("after the drop"))
-        (f,) = wait_for_files(srv.new("alice@example.test"), 1)
-        assert os.stat(f).st_uid == nobody.pw_uid
+        files = wait_for_files(srv.new("alice@example.test"), 2)
+        assert len(files) == 2 and all(os.stat(f).st_uid == nobody.pw_uid for f in files)
+        assert any(b"written before the start" in f.read_bytes() for f in files)
         srv.stop()
         assert srv.proc.returncode == 0
     finally:

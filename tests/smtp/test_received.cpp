@@ -153,4 +153,27 @@ TEST_CASE("a TLS description with CR, LF, parentheses or spaces cannot break the
     CHECK(crlf == 3);
 }
 
+
+TEST_CASE("the Received header of local mail names the user and uid and says with local")
+{
+    local_received_fields f;
+    f.login = "alice";
+    f.uid = 1000;
+    f.by = "mx.test";
+    f.id = "0123456789abcdef";
+    f.for_rcpt = "bob@example.test";
+    f.date = "Mon, 1 Jan 2024 00:00:00 +0000";
+    CHECK(local_received_header(f) ==
+          "Received: from local user alice (uid 1000)\r\n\tby mx.test (postern) with local id 0123456789abcdef"
+          "\r\n\tfor <bob@example.test>; Mon, 1 Jan 2024 00:00:00 +0000\r\n");
+    SUBCASE("a login name cannot break the header; no for clause with several recipients")
+    {
+        f.login = "ev\r\nil (x)";
+        f.for_rcpt = "";
+        CHECK(local_received_header(f) ==
+              "Received: from local user ev??il??x? (uid 1000)\r\n\tby mx.test (postern) with local id "
+              "0123456789abcdef; Mon, 1 Jan 2024 00:00:00 +0000\r\n");
+    }
+}
+
 } // TEST_SUITE

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <string_view>
 
+#include <sys/stat.h>
+
 #include <doctest/doctest.h>
 
 #include "../temp_dir.hpp"
@@ -19,6 +21,20 @@ using postern::testing::temp_dir;
 } // namespace
 
 TEST_SUITE("util") {
+
+TEST_CASE("atomic_write makes 0600 files, or the mode asked for whatever the umask")
+{
+    temp_dir d;
+    REQUIRE(atomic_write(d.str(), "private", "x"));
+    CHECK((fs::status(d.str("private")).permissions() & fs::perms::all) ==
+          (fs::perms::owner_read | fs::perms::owner_write));
+    const auto old_mask = ::umask(077);
+    auto r = atomic_write(d.str(), "group", "x", 0640);
+    ::umask(old_mask);
+    REQUIRE(r);
+    CHECK((fs::status(d.str("group")).permissions() & fs::perms::all) ==
+          (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read));
+}
 
 TEST_CASE("atomic_write replaces a file with the full new content")
 {

@@ -63,6 +63,14 @@ struct auth_settings {
     std::chrono::seconds ip_window{900};
 };
 
+// `postern sendmail` (local submission through <spool_dir>/pickup/):
+// "sendmail": {"trusted_users": ["root"]}. The login names that may set the
+// envelope sender with -f / -r to another address than login@hostname
+// (sendmail's "trusted users"); everyone else is refused (EX_NOPERM).
+struct sendmail_settings {
+    std::vector<std::string> trusted_users{"root"};
+};
+
 struct limits {
     std::uint64_t message_size = 36700160; // octets (35 MiB), SIZE advertised
     std::uint32_t recipients = 100;        // per transaction
@@ -165,6 +173,7 @@ struct settings {
     auth_settings auth;
     // Prometheus /metrics over HTTP on this IP:port; empty spec: none.
     listener metrics;
+    sendmail_settings sendmail;
 };
 
 // Where every subcommand's configuration comes from, in this order: the

@@ -31,11 +31,16 @@ struct account {
 // root (dropping to root would be no drop at all).
 std::optional<account> resolve_account(const config::settings& s);
 
-// Makes each directory exist (mode 0700) and belong to the account, with
-// everything below it that does not yet (files root made before the drop:
-// a fresh spool, the self-signed certificate). Throws std::system_error
-// naming the path.
-void hand_over(const std::vector<std::string>& dirs, const account& a);
+// Makes each directory exist (created 0700; an existing one keeps its mode,
+// which its owner module sets: the spool is 0711 for pickup/) and belong to
+// the account, with everything below it that does not yet (files root made
+// before the drop: a fresh spool, the self-signed certificate). Files below
+// keep_contents (the pickup directory) keep their owners — there the owner
+// is the submitting user's identity — and only take the account's group
+// (as the setgid pickup directory gives new files). Throws
+// std::system_error naming the path.
+void hand_over(const std::vector<std::string>& dirs, const account& a,
+               const std::vector<std::string>& keep_contents = {});
 
 // Gives up root for good: no supplementary groups but the account's group,
 // then the gid, then the uid. Throws

@@ -74,9 +74,13 @@ private:
     std::vector<fs_handle> fss_;
 };
 
-// Writes dir/name atomically and durably: temp file, sync, rename over any
-// existing file, sync of the directory.
-result<void> atomic_write(const std::string& dir, std::string_view name, std::string_view bytes);
+// Writes dir/name atomically and durably: temp file (dir/.tmp.<16 hex>,
+// of the given mode whatever the umask), sync, rename over any existing
+// file, sync of the directory — or, when the caller may write the
+// directory but not read it (the pickup directory, mode 3733), syncfs() of
+// its file system instead.
+result<void> atomic_write(const std::string& dir, std::string_view name, std::string_view bytes,
+                          unsigned mode = 0600);
 // fsync() of a directory, for callers that unlink or create dirs.
 result<void> fsync_dir(const std::string& dir);
 // Reads a whole file.
