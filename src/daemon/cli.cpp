@@ -73,6 +73,10 @@ const char* usage_text =
     "                                 postern is run as `sendmail` (a symlink); exit\n"
     "                                 status per sysexits.h (64 usage, 65 data,\n"
     "                                 75 try again, 77 -f not permitted, 78 config)\n"
+    "  reload [--config FILE]         the running server reads its configuration\n"
+    "                                 again (as on SIGHUP): refused and kept when\n"
+    "                                 invalid; certificates take effect at once,\n"
+    "                                 other changes are named for the next restart\n"
     "  hash-password                  read one password line from standard input\n"
     "                                 and print its $pbkdf2-sha256$ hash\n"
     "  help                           this text\n"
@@ -366,6 +370,25 @@ std::size_t entries_on_disk(const std::string& spool_dir)
     return n;
 }
 
+// Says on stderr why the control socket at path gave no reply.
+void report_control_error(const std::string& path, std::error_code ec)
+{
+    if (ec == std::errc::no_such_file_or_directory || ec == std::errc::connection_refused) {
+        std::cerr << "postern: the server is not running ("
+                  << (ec == std::errc::connection_refused ? "nothing answers on the control socket at "
+                                                          : "no control socket at ")
+                  << path << ")\n";
+    } else if (ec == std::errc::timed_out) {
+        std::cerr << "postern: no reply from the server within " << control_timeout.count()
+                  << "s (control socket " << path << ")\n";
+    } else if (ec == std::errc::permission_denied) {
+        std::cerr << "postern: control socket " << path
+                  << ": permission denied (run as the user the server runs as)\n";
+    } else {
+        std::cerr << "postern: control socket " << path << ": " << ec.message() << "\n";
+    }
+}
+
 int queue_main(std::span<const std::string_view> args)
 {
     queue_options o;
@@ -383,24 +406,12 @@ int queue_main(std::span<const std::string_view> args)
     auto reply = server::control_request(path, request.dump(), control_timeout);
     if (!reply) {
         const auto ec = reply.error();
-        if (ec == std::errc::no_such_file_or_directory || ec == std::errc::connection_refused) {
-            std::cerr << "postern: the server is not running ("
-                      << (ec == std::errc::connection_refused ? "nothing answers on the control socket at "
-                                                              : "no control socket at ")
-                      << path << ")\n";
-            if (c.verb == queue_verb::list) {
-                auto n = entries_on_disk(s->spool_dir);
-                std::cerr << "postern: " << n << (n == 1 ? " message" : " messages") << " in "
-                          << s->spool_dir << "/queue, delivered once the server runs\n";
-            }
-        } else if (ec == std::errc::timed_out) {
-            std::cerr << "postern: no reply from the server within " << control_timeout.count()
-                      << "s (control socket " << path << ")\n";
-        } else if (ec == std::errc::permission_denied) {
-            std::cerr << "postern: control socket " << path
-                      << ": permission denied (run as the user the server runs as)\n";
-        } else {
-            std::cerr << "postern: control socket " << path << ": " << ec.message() << "\n";
+        report_control_error(path, ec);
+        if (c.verb == queue_verb::list &&
+            (ec == std::errc::no_such_file_or_directory || ec == std::errc::connection_refused)) {
+            auto n = entries_on_disk(s->spool_dir);
+            std::cerr << "postern: " << n << (n == 1 ? " message" : " messages") << " in "
+                      << s->spool_dir << "/queue, delivered once the server runs\n";
         }
         return exit_failure;
     }
@@ -438,6 +449,40 @@ int queue_main(std::span<const std::string_view> args)
         return exit_failure;
     }
     std::cout.flush();
+    return exit_ok;
+}
+
+// postern reload: the running server (the one whose spool the configuration
+// names) reads its configuration again, as on SIGHUP, and says how it went.
+int reload_main(std::span<const std::string_view> args)
+{
+    options o;
+    if (!parse_options(args, o))
+        return exit_usage;
+    auto s = load(o);
+    if (!s)
+        return exit_usage;
+    const auto path = server::control_server::socket_path(s->spool_dir);
+    auto reply = server::control_request(path, json{{"cmd", "reload"}}.dump(), control_timeout);
+    if (!reply) {
+        report_control_error(path, reply.error());
+        return exit_failure;
+    }
+    const auto j = json::parse(*reply, nullptr, false);
+    if (!j.is_object() || !j.contains("ok") || !j["ok"].is_boolean()) {
+        std::cerr << "postern: reload: malformed reply from the server\n";
+        return exit_failure;
+    }
+    if (!j["ok"].get<bool>()) {
+        std::cerr << "postern: reload refused: " << j.value("error", std::string("no reason given")) << "\n";
+        return exit_failure;
+    }
+    std::cout << "reloaded";
+    if (const auto cert = j.value("tls_certificate", std::string()); !cert.empty())
+        std::cout << "; certificate " << cert;
+    if (const auto later = j.value("restart_needed", std::string()); !later.empty())
+        std::cout << "; takes a restart: " << later;
+    std::cout << "\n";
     return exit_ok;
 }
 
@@ -577,6 +622,8 @@ int main(std::span<const std::string_view> args)
         return route_main(rest);
     if (cmd == "sendmail")
         return sendmail_main(rest);
+    if (cmd == "reload")
+        return reload_main(rest);
     if (cmd == "serve" || cmd == "check-config") {
         options o;
         if (!parse_options(rest, o))

@@ -12,6 +12,8 @@
 #include <system_error>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include "postern/daemon/privileges.hpp"
 #include "postern/delivery/direct_store.hpp"
 #include "postern/delivery/lmtp_agent.hpp"
@@ -162,26 +164,62 @@ int serve(const config::settings& s)
             log::info("privileges").kv("user", run_as->user).kv("group", run_as->group)
                 .kv("uid", static_cast<std::uint64_t>(run_as->uid)).kv("gid", static_cast<std::uint64_t>(run_as->gid));
         }
-        // `postern queue ...`: requests go to the runner, which owns the queue.
+        // SIGHUP and `postern reload`: the configuration file is read and
+        // checked again. Refused (the error logged and answered, the running
+        // configuration kept) when it is invalid or its certificate does not
+        // load. Accepted: the certificate files are read again (renewed
+        // certificates; sessions keep the context they started with); other
+        // changed settings are named as taking effect at the next restart.
+        auto reload = [&]() -> nlohmann::json {
+            std::optional<config::settings> next;
+            if (s.source != "<embedded default>") {
+                try {
+                    next.emplace(config::load_file(s.source));
+                    check_certificate(*next);
+                } catch (const config::error& e) {
+                    log::error("reload").kv("config", s.source).kv("result", "failed").kv("error", e.what());
+                    return {{"ok", false}, {"error", std::string(e.what()) + " (the running configuration is kept)"}};
+                }
+            }
+            const auto& wanted = next ? *next : s;
+            if (tls_contexts) {
+                auto why = tls_contexts->reload(certificate_files(wanted));
+                if (!why.empty()) {
+                    log::error("reload").kv("result", "failed").kv("error", why);
+                    return {{"ok", false}, {"error", why + " (the old certificate stays in use)"}};
+                }
+            }
+            std::string later; // top-level keys that changed, for the next restart
+            if (next) {
+                const auto was = nlohmann::json::parse(config::to_json(s));
+                const auto now = nlohmann::json::parse(config::to_json(*next));
+                for (const auto& [key, value] : now.items())
+                    if (key != "tls" && (!was.contains(key) || was[key] != value))
+                        later += (later.empty() ? "" : ",") + key;
+            }
+            auto line = log::info("reload");
+            line.kv("config", s.source).kv("result", "ok");
+            if (tls_contexts)
+                line.kv("tls_certificate", tls_contexts->files().certificate);
+            if (!later.empty())
+                line.kv("restart_needed", later);
+            return {{"ok", true}, {"tls_certificate", tls_contexts ? tls_contexts->files().certificate : ""},
+                    {"restart_needed", later}};
+        };
+        // `postern queue ...` goes to the runner, which owns the queue;
+        // `postern reload` is answered here.
         server::control_server control(io, s.spool_dir,
-            [&runner](std::string request, server::control_server::reply_fn reply) {
+            [&runner, &reload](std::string request, server::control_server::reply_fn reply) {
+                const auto req = nlohmann::json::parse(request, nullptr, false);
+                if (req.is_object() && req.contains("cmd") && req["cmd"] == "reload")
+                    return reply(reload().dump());
                 runner.control(std::move(request), std::move(reply));
             });
-
-        // SIGHUP re-reads the certificate files (renewed certificates);
-        // sessions keep the context they started with. A bad file is logged
-        // and the old certificate stays in use.
         asio::signal_set hup(io, SIGHUP);
         std::function<void(std::error_code, int)> on_hup = [&](std::error_code ec, int) {
             if (ec)
                 return;
-            if (tls_contexts) {
-                auto why = tls_contexts->reload();
-                if (why.empty())
-                    log::info("reload").kv("tls_certificate", tls_contexts->files().certificate).kv("result", "ok");
-                else
-                    log::error("reload").kv("result", "failed").kv("error", why);
-            }
+            (void)reload();
             hup.async_wait(on_hup);
         };
         hup.async_wait(on_hup);

@@ -291,6 +291,17 @@ server_contexts::server_contexts(server_tls_files files)
 {
 }
 
+std::string server_contexts::reload(server_tls_files files)
+{
+    try {
+        current_ = std::make_shared<asio::ssl::context>(make_server_context(files));
+        files_ = std::move(files);
+        return {};
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+}
+
 std::string server_contexts::reload()
 {
     try {

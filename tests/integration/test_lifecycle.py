@@ -4,6 +4,7 @@ let open mail transactions finish within limits.shutdown_timeout_s, "421
 configured "user" once the ports are bound, checked in /proc."""
 
 import grp
+import json
 import os
 import pwd
 import shutil
@@ -258,3 +259,52 @@ def test_metrics_count_the_traffic_the_test_sent(make_server):
 def test_metrics_off_by_default(make_server):
     srv = make_server()
     assert not srv.log_events("listen") or all(e.get("mode") != "metrics" for e in srv.log_events("listen"))
+
+
+# --------------------------------------------------------------------------
+# reload
+
+
+def reload_cmd(srv):
+    return subprocess.run([POSTERN_BIN, "reload", "--config", str(srv.config_path)], capture_output=True,
+                          timeout=TIMEOUT)
+
+
+def test_reload_keeps_sessions_refuses_a_bad_config_and_names_what_needs_a_restart(make_server):
+    srv = make_server()
+    good = srv.config_path.read_text()
+    c = srv.connect()
+    c.greeting()
+    c.ehlo()
+    c.ok("MAIL FROM:<s@remote.test>", 250)
+    c.ok("RCPT TO:<alice@example.test>", 250)
+    # A bad file, by SIGHUP: refused, logged, the old configuration kept.
+    srv.config_path.write_text(good.replace('"limits": {', '"limits": {"recipients": 0,', 1))
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: any(e.get("result") == "failed" for e in srv.log_events("reload")), 10, "the refusal")
+    (refused,) = [e for e in srv.log_events("reload") if e.get("result") == "failed"]
+    assert "limits.recipients" in refused["error"] and str(srv.config_path) in refused["error"], refused
+    # `postern reload` checks the file itself first and says what is wrong.
+    r = reload_cmd(srv)
+    assert r.returncode != 0 and b"limits.recipients" in r.stderr, r.stderr
+    # The client mid-transaction never noticed.
+    c.ok("DATA", 354)
+    c.send(make_message("across reloads") + b".\r\n")
+    code, _ = c.reply(timeout=10)
+    assert code == 250
+    # A good change: accepted; the certificate is read again, users take a restart.
+    cfg = json.loads(good)
+    cfg["users"].append({"address": "dave@example.test"})
+    srv.config_path.write_text(json.dumps(cfg))
+    r = reload_cmd(srv)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().startswith("reloaded; certificate ") and "takes a restart: users" in r.stdout.decode()
+    c.ok("QUIT", 221)
+    assert srv.alive()
+    wait_for_files(srv.new("alice@example.test"), 1)
+
+
+def test_reload_without_a_running_server_says_so(make_server):
+    srv = make_server(start=False)
+    r = reload_cmd(srv)
+    assert r.returncode == 1 and b"the server is not running" in r.stderr, r.stderr

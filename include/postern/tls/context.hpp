@@ -62,6 +62,9 @@ public:
     // Re-reads the files. Returns an empty string on success; otherwise the
     // reason (file and OpenSSL's words), and the old context stays in use.
     [[nodiscard]] std::string reload();
+    // The same with other files (a reloaded configuration names new ones):
+    // they are used from now on only when they load.
+    [[nodiscard]] std::string reload(server_tls_files files);
 
 private:
     server_tls_files files_;
