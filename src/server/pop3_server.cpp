@@ -252,15 +252,10 @@ net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_
                 break;
             }
             if (!ok) {
-                // Counted for the address, answered after a delay that grows
-                // with each failure on this connection (as SMTP AUTH).
-                st->limiter.failed(ip, st->clock.now());
-                metrics::refused(metrics::refusal::auth_failed);
                 log::warn("auth").kv("session", sid).kv("client", ip).kv("proto", "pop3").kv("user", user)
                     .kv("result", "failed").kv("failures", s.auth_failures() + 1);
-                asio::steady_timer delay(st->io);
-                delay.expires_after(st->cfg.auth.failure_delay * (s.auth_failures() + 1));
-                co_await delay.async_wait(net::use_nothrow);
+                co_await login_failed(st->limiter, ip, st->clock.now(), st->cfg.auth.failure_delay,
+                                      s.auth_failures() + 1);
                 s.answer_auth(pop3::auth_verdict::invalid);
                 break;
             }

@@ -233,6 +233,16 @@ net::awaitable<void> accept_loop(net::tcp::acceptor& acc, std::function<void(net
     }
 }
 
+net::awaitable<void> login_failed(auth::failure_limiter& limiter, std::string ip, util::time_point now,
+                                  std::chrono::milliseconds failure_delay, std::uint32_t failures)
+{
+    limiter.failed(ip, now);
+    metrics::refused(metrics::refusal::auth_failed);
+    asio::steady_timer delay(co_await asio::this_coro::executor);
+    delay.expires_after(failure_delay * failures);
+    co_await delay.async_wait(net::use_nothrow);
+}
+
 net::awaitable<std::tuple<std::error_code, bool>> check_password(asio::thread_pool& pool,
                                                                  std::shared_ptr<auth::credentials> creds,
                                                                  std::string user, std::string password)

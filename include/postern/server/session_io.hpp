@@ -30,11 +30,13 @@
 #include <asio/thread_pool.hpp>
 
 #include "postern/auth/credentials.hpp"
+#include "postern/auth/failure_limiter.hpp"
 #include "postern/config/config.hpp"
 #include "postern/metrics/metrics.hpp"
 #include "postern/net/asio.hpp"
 #include "postern/tls/context.hpp"
 #include "postern/tls/stream.hpp"
+#include "postern/util/clock.hpp"
 
 namespace postern::server {
 
@@ -208,6 +210,14 @@ auto offload(asio::thread_pool& pool, F f)
         },
         asio::use_awaitable, std::move(f));
 }
+
+// A failed login (SMTP AUTH, POP3; IMAP next): counted for the client's
+// address (the lockout of auth.ip_max_failures) and in the metrics, then
+// answered only after failure_delay × the failures on this connection so
+// far, this one included — a guesser gets slower with every try. The caller
+// logs it (its protocol's fields).
+net::awaitable<void> login_failed(auth::failure_limiter& limiter, std::string ip, util::time_point now,
+                                  std::chrono::milliseconds failure_delay, std::uint32_t failures);
 
 // The password check (a full KDF, ~0.1 s) on the pool: (error, whether the
 // password is right). The password is wiped once checked.
