@@ -513,9 +513,12 @@ bool parse_id(parser& p, command& c)
     return true;
 }
 
-bool parse_select(parser& p, command& c)
+// mailbox [SP (params)]: RFC 4466 2.1 select-params (SELECT, EXAMINE) and
+// 2.2 create-params (CREATE; RFC 6154 5.3 USE) share the grammar.
+template <class Args>
+bool parse_mailbox_params(parser& p, command& c)
 {
-    select_args a;
+    Args a;
     if (!p.sp() || !p.mailbox(a.mailbox))
         return false;
     if (p.take(' ') && !p.ext_params(a.params))
@@ -528,18 +531,6 @@ bool parse_mailbox_only(parser& p, command& c)
 {
     mailbox_args a;
     if (!p.sp() || !p.mailbox(a.mailbox))
-        return false;
-    c.args = std::move(a);
-    return true;
-}
-
-// RFC 4466 2.2 create = "CREATE" SP mailbox [create-params]; RFC 6154 5.3 USE.
-bool parse_create(parser& p, command& c)
-{
-    mailbox_args a;
-    if (!p.sp() || !p.mailbox(a.mailbox))
-        return false;
-    if (p.take(' ') && !p.ext_params(a.params))
         return false;
     c.args = std::move(a);
     return true;
@@ -1241,9 +1232,9 @@ constexpr auto commands = std::to_array<command_row>({
     {verb::authenticate, "AUTHENTICATE", not_auth, false, &parse_authenticate}, // 6.2.2
     {verb::login, "LOGIN", not_auth, false, &parse_login},             // 6.2.3
     {verb::enable, "ENABLE", authed, false, &parse_enable},            // 6.3.1, RFC 5161 3.1
-    {verb::select, "SELECT", authed | selected, false, &parse_select}, // 6.3.2
-    {verb::examine, "EXAMINE", authed | selected, false, &parse_select}, // 6.3.3
-    {verb::create, "CREATE", authed | selected, false, &parse_create}, // 6.3.4
+    {verb::select, "SELECT", authed | selected, false, &parse_mailbox_params<select_args>}, // 6.3.2
+    {verb::examine, "EXAMINE", authed | selected, false, &parse_mailbox_params<select_args>}, // 6.3.3
+    {verb::create, "CREATE", authed | selected, false, &parse_mailbox_params<mailbox_args>}, // 6.3.4
     {verb::delete_, "DELETE", authed | selected, false, &parse_mailbox_only},     // 6.3.5
     {verb::rename, "RENAME", authed | selected, false, &parse_rename},            // 6.3.6
     {verb::subscribe, "SUBSCRIBE", authed | selected, false, &parse_mailbox_only},   // 6.3.7
