@@ -232,8 +232,8 @@ std::string_view choice_name(E value, const std::array<choice<E>, N>& choices)
     throw std::logic_error("config: enum value missing from its choice table");
 }
 
-constexpr std::array<choice<listener_mode>, 3> listener_modes{{{"smtp", listener_mode::smtp},
-    {"submission", listener_mode::submission}, {"pop3", listener_mode::pop3}}};
+constexpr std::array<choice<listener_mode>, 4> listener_modes{{{"smtp", listener_mode::smtp},
+    {"submission", listener_mode::submission}, {"pop3", listener_mode::pop3}, {"imap", listener_mode::imap}}};
 constexpr std::array<choice<listener_tls>, 3> listener_tls_modes{{{"starttls", listener_tls::starttls},
     {"implicit", listener_tls::implicit}, {"none", listener_tls::none}}};
 constexpr std::array<choice<log_level>, 2> log_levels{{{"info", log_level::info}, {"warn", log_level::warn}}};

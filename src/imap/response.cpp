@@ -7,7 +7,7 @@ namespace postern::imap {
 
 namespace {
 
-constexpr std::array<std::pair<response_code, std::string_view>, 21> codes{{
+constexpr std::array<std::pair<response_code, std::string_view>, 22> codes{{
     {response_code::none, ""},
     {response_code::alert, "ALERT"},
     {response_code::alreadyexists, "ALREADYEXISTS"},
@@ -18,6 +18,7 @@ constexpr std::array<std::pair<response_code, std::string_view>, 21> codes{{
     {response_code::clientbug, "CLIENTBUG"},
     {response_code::contactadmin, "CONTACTADMIN"},
     {response_code::expired, "EXPIRED"},
+    {response_code::expungeissued, "EXPUNGEISSUED"},
     {response_code::inuse, "INUSE"},
     {response_code::limit, "LIMIT"},
     {response_code::nonexistent, "NONEXISTENT"},

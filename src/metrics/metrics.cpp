@@ -22,9 +22,9 @@ struct histogram {
 };
 
 struct registry {
-    std::array<std::atomic<std::int64_t>, 2> current{};
-    std::array<counter, 2> total{};
-    std::array<counter, 2> rejected{};
+    std::array<std::atomic<std::int64_t>, 3> current{};
+    std::array<counter, 3> total{};
+    std::array<counter, 3> rejected{};
     counter received{0};
     std::array<counter, 5> refusals{};
     std::array<std::array<counter, 3>, 2> deliveries{}; // [transport][result]
@@ -39,7 +39,7 @@ registry& reg()
     return r;
 }
 
-constexpr std::array<std::string_view, 2> protocol_names{"smtp", "pop3"};
+constexpr std::array<std::string_view, 3> protocol_names{"smtp", "pop3", "imap"};
 constexpr std::array<std::string_view, 2> transport_names{"local", "remote"};
 constexpr std::array<std::string_view, 3> result_names{"sent", "deferred", "bounced"};
 constexpr std::array<std::string_view, 5> refusal_names{"unknown_user", "relay_denied", "sender_refused",

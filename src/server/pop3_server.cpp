@@ -16,7 +16,6 @@
 #include "postern/mailbox/maildir.hpp"
 #include "postern/metrics/metrics.hpp"
 #include "postern/pop3/session.hpp"
-#include "postern/route/table.hpp"
 #include "postern/server/session_io.hpp"
 #include "postern/util/error.hpp"
 #include "postern/util/id.hpp"
@@ -52,20 +51,6 @@ namespace {
 constexpr std::chrono::seconds autologout{600};
 // Messages go out in pieces of this size, each write with its own deadline.
 constexpr std::size_t piece_size = 65536;
-
-// A user's maildrop: the Maildir local delivery writes for the address.
-// Empty when the login name cannot name a directory safely (never the case
-// for a configured user; checked all the same, as a path is built from it).
-std::string maildrop_dir(const std::string& mail_root, const std::string& user)
-{
-    auto at = user.rfind('@');
-    if (at == std::string::npos)
-        return {};
-    std::string local = user.substr(0, at), domain = user.substr(at + 1);
-    if (!route::is_safe_mailbox_name(local) || !route::is_safe_mailbox_name(domain))
-        return {};
-    return mail_root + "/" + domain + "/" + local;
-}
 
 // The maildrop opened for one session: its lock, and the messages as they
 // were at login (RFC 1939 numbering is fixed for the session).
@@ -259,7 +244,7 @@ net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_
                 s.answer_auth(pop3::auth_verdict::invalid);
                 break;
             }
-            dir = maildrop_dir(st->cfg.mail_root, user);
+            dir = user_maildir(st->cfg.mail_root, user);
             util::result<maildrop> opened = util::make_error_code(util::errc::not_found);
             if (!dir.empty()) {
                 auto job = [d = dir]() { return open_maildrop(d); };

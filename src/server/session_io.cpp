@@ -6,6 +6,7 @@
 
 #include "postern/log/log.hpp"
 #include "postern/metrics/metrics.hpp"
+#include "postern/route/table.hpp"
 #include "postern/util/id.hpp"
 
 namespace postern::server {
@@ -23,6 +24,7 @@ const char* mode_name(config::listener_mode m)
     case config::listener_mode::smtp: return "smtp";
     case config::listener_mode::submission: return "submission";
     case config::listener_mode::pop3: return "pop3";
+    case config::listener_mode::imap: return "imap";
     }
     return "?";
 }
@@ -241,6 +243,17 @@ net::awaitable<void> login_failed(auth::failure_limiter& limiter, std::string ip
     asio::steady_timer delay(co_await asio::this_coro::executor);
     delay.expires_after(failure_delay * failures);
     co_await delay.async_wait(net::use_nothrow);
+}
+
+std::string user_maildir(const std::string& mail_root, const std::string& user)
+{
+    auto at = user.rfind('@');
+    if (at == std::string::npos)
+        return {};
+    std::string local = user.substr(0, at), domain = user.substr(at + 1);
+    if (!route::is_safe_mailbox_name(local) || !route::is_safe_mailbox_name(domain))
+        return {};
+    return mail_root + "/" + domain + "/" + local;
 }
 
 net::awaitable<std::tuple<std::error_code, bool>> check_password(asio::thread_pool& pool,

@@ -27,7 +27,8 @@ public:
 // smtp: MX (port 25), AUTH optional, relay only when authenticated or from
 // relay_networks; submission: RFC 6409 (587/465), AUTH required for MAIL;
 // pop3: mailbox access, RFC 1939 (110 with STLS, 995 with implicit TLS).
-enum class listener_mode { smtp, submission, pop3 };
+// imap: mailbox access, RFC 9051 / 3501 (143 with STARTTLS, 993 with implicit TLS).
+enum class listener_mode { smtp, submission, pop3, imap };
 // starttls: offered after EHLO (RFC 3207) or as POP3 STLS (RFC 2595); implicit: TLS from the first
 // byte (RFC 8314, port 465); none: plain text only.
 enum class listener_tls { starttls, implicit, none };

@@ -26,6 +26,7 @@ enum class response_code {
     clientbug,            // RFC 5530 3
     contactadmin,         // RFC 5530 3
     expired,              // RFC 5530 3
+    expungeissued,        // RFC 5530 3
     inuse,                // RFC 5530 3
     limit,                // RFC 5530 3
     nonexistent,          // RFC 5530 3

@@ -14,7 +14,7 @@
 
 namespace postern::metrics {
 
-enum class protocol { smtp, pop3 };
+enum class protocol { smtp, pop3, imap };
 enum class transport { local, remote };
 enum class result { sent, deferred, bounced };
 // Why a recipient, sender, login or message was refused (the reason label).

@@ -219,6 +219,12 @@ auto offload(asio::thread_pool& pool, F f)
 net::awaitable<void> login_failed(auth::failure_limiter& limiter, std::string ip, util::time_point now,
                                   std::chrono::milliseconds failure_delay, std::uint32_t failures);
 
+// A user's Maildir (POP3's maildrop, IMAP's INBOX): the one local delivery
+// writes for the address, mail_root/<domain>/<local>. Empty when the login
+// name cannot name a directory safely (never the case for a configured
+// user; checked all the same, as a path is built from it).
+std::string user_maildir(const std::string& mail_root, const std::string& user);
+
 // The password check (a full KDF, ~0.1 s) on the pool: (error, whether the
 // password is right). The password is wiped once checked.
 net::awaitable<std::tuple<std::error_code, bool>> check_password(asio::thread_pool& pool,

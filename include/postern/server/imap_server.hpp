@@ -1,0 +1,60 @@
+// server/imap_server.hpp — the IMAP listeners ("mode": "imap") and the
+// per-connection coroutine: a thin shell that drives imap::session (RFC
+// 9051, RFC 3501) and runs the mail commands it hands over on an
+// imapd::executor over the user's Maildir++ store (mailbox::store).
+// The user local@domain's INBOX is mail_root/<domain>/<local>, the Maildir
+// local delivery writes; other folders are its Maildir++ subfolders.
+// IDLE (RFC 2177): while the client idles, a watcher coroutine reports
+// changes of the selected folder as they happen — inotify on its new/ and
+// cur/ (delivery, POP3, other sessions and other Maildir tools all show up
+// there), with a slow poll as a fallback — writing untagged responses while
+// the session's own coroutine waits for DONE. Both never write at once: the
+// session waits for the watcher to end before it answers.
+// Security: the same deadlines, connection limits, STARTTLS injection
+// defence (inside the session), failed-login delays and address lockout
+// (auth::failure_limiter, its own per server) as SMTP AUTH and POP3.
+// Before login the command timeout applies; after it RFC 9051 5.4's
+// 30-minute autologout minimum. Passwords are never logged; the user is.
+// Thread: the io_context's thread; every Maildir access and the password
+// KDF run on the server's pool, never the event loop.
+#pragma once
+
+#include <memory>
+
+#include "postern/auth/credentials.hpp"
+#include "postern/config/config.hpp"
+#include "postern/net/asio.hpp"
+#include "postern/tls/context.hpp"
+#include "postern/util/clock.hpp"
+
+namespace postern::server {
+
+class imap_server {
+public:
+    // tls: the server certificate (nullptr: no TLS listener, no STARTTLS).
+    // credentials: who may log in (nullptr: nobody). Both outlive the server.
+    imap_server(asio::io_context& io, const config::settings& cfg, const util::clock& clock,
+                tls::server_contexts* tls, std::shared_ptr<auth::credentials> credentials);
+    ~imap_server();
+
+    // Binds every "imap" listener; throws std::system_error naming one that
+    // cannot be bound.
+    void bind();
+    void start();
+    // Stops accepting; sessions in progress finish on their own.
+    void stop();
+    // Graceful stop: stops accepting; every session gets "* BYE" between
+    // commands (or in IDLE) and is closed.
+    void shutdown();
+    // The grace time is over: every remaining session is cut now.
+    void force_close();
+    std::size_t sessions() const noexcept;
+
+private:
+    struct shared;
+    static net::awaitable<void> session(std::shared_ptr<shared> st, std::size_t index, net::tcp::socket sock);
+
+    std::shared_ptr<shared> st_;
+};
+
+} // namespace postern::server

@@ -1,0 +1,434 @@
+#include "postern/server/imap_server.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <sys/inotify.h>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/thread_pool.hpp>
+
+#include "postern/auth/failure_limiter.hpp"
+#include "postern/imap/session.hpp"
+#include "postern/imapd/executor.hpp"
+#include "postern/log/log.hpp"
+#include "postern/mailbox/store.hpp"
+#include "postern/metrics/metrics.hpp"
+#include "postern/server/session_io.hpp"
+#include "postern/util/strings.hpp"
+
+namespace postern::server {
+
+struct imap_server::shared {
+    shared(asio::io_context& io_, const config::settings& cfg_, const util::clock& clock_, tls::server_contexts* tls_,
+           std::shared_ptr<auth::credentials> credentials_)
+        : io(io_), svc(io_, metrics::protocol::imap), cfg(cfg_), clock(clock_), tls(tls_),
+          credentials(std::move(credentials_)), limiter(cfg_.auth.ip_max_failures, cfg_.auth.ip_window)
+    {
+    }
+
+    asio::io_context& io;
+    service svc;
+    std::vector<imap::session_config> session_cfgs; // per listener, by index
+    const config::settings& cfg;
+    const util::clock& clock;
+    tls::server_contexts* tls;
+    std::shared_ptr<auth::credentials> credentials;
+    auth::failure_limiter limiter;
+    // Two threads: one user's long SEARCH or FETCH must not stall every
+    // other session's commands. Declared last, so it is joined before
+    // anything its jobs use goes away.
+    asio::thread_pool pool{2};
+};
+
+namespace {
+
+// RFC 9051 5.4: "an inactivity autologout timer of at least 30 minutes"
+// once logged in (RFC 2177: clients re-issue IDLE every 29 minutes).
+constexpr std::chrono::seconds autologout{30 * 60};
+// IDLE without inotify events (another file system, inotify instances used
+// up): how often the watcher looks anyway.
+constexpr std::chrono::seconds idle_poll_with_inotify{60};
+constexpr std::chrono::seconds idle_poll_without_inotify{2};
+
+// One IDLE: the session's coroutine and the watcher's share it.
+struct idle_watch {
+    explicit idle_watch(const asio::any_io_executor& ex) : wake(ex), done(ex) {}
+    asio::steady_timer wake; // cancelled: look at the folder now (or stop)
+    asio::steady_timer done; // cancelled when the watcher has ended
+    bool pending = false;    // a change was seen while the watcher was busy
+    bool stop = false;       // input came: the watcher must end
+    bool finished = false;
+    bool close = false;      // the folder's UIDVALIDITY changed: "* BYE" sent
+};
+
+// inotify on a folder's new/ and cur/: each event wakes the watcher.
+struct folder_events : std::enable_shared_from_this<folder_events> {
+    folder_events(const asio::any_io_executor& ex, int fd, std::shared_ptr<idle_watch> w)
+        : sd(ex, fd), watch(std::move(w))
+    {
+    }
+
+    void arm()
+    {
+        auto self = shared_from_this();
+        sd.async_wait(asio::posix::stream_descriptor::wait_read, [self](std::error_code ec) {
+            if (ec)
+                return;
+            char buf[4096];
+            while (::read(self->sd.native_handle(), buf, sizeof buf) > 0) {
+            }
+            self->watch->pending = true;
+            self->watch->wake.cancel();
+            self->arm();
+        });
+    }
+
+    asio::posix::stream_descriptor sd;
+    std::shared_ptr<idle_watch> watch;
+};
+
+// nullptr when inotify is unavailable (the watcher then polls).
+std::shared_ptr<folder_events> watch_folder(const asio::any_io_executor& ex, const std::string& path,
+                                            std::shared_ptr<idle_watch> w)
+{
+    const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0)
+        return nullptr;
+    // Deliveries rename into new/, flag changes rename inside cur/, expunges
+    // unlink; IN_DELETE_SELF is not needed (UIDVALIDITY covers a re-creation).
+    constexpr std::uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
+    int watched = 0;
+    for (const char* sub : {"/new", "/cur"})
+        watched += ::inotify_add_watch(fd, (path + sub).c_str(), mask) >= 0 ? 1 : 0;
+    if (watched == 0) {
+        ::close(fd);
+        return nullptr;
+    }
+    auto events = std::make_shared<folder_events>(ex, fd, std::move(w));
+    events->arm();
+    return events;
+}
+
+struct poll_result {
+    std::string text;
+    bool close = false;
+};
+
+// Reports the selected folder's changes until the session's coroutine sets
+// w->stop (input came), the client is gone, or the folder was re-created.
+// keep holds the server's state (and so pool) alive.
+net::awaitable<void> idle_watcher(std::shared_ptr<void> keep, asio::thread_pool& pool, std::shared_ptr<connection> c,
+                                  std::shared_ptr<idle_watch> w, imapd::executor* exec)
+{
+    auto events = watch_folder(c->stream.socket().get_executor(), exec->selected_path(), w);
+    const auto interval = events ? idle_poll_with_inotify : idle_poll_without_inotify;
+    // The first look at once: what changed between the last command and
+    // the IDLE, which no inotify event will announce (RFC 2177 3).
+    w->pending = true;
+    bool gone = false;
+    while (!w->stop) {
+        if (!w->pending) {
+            w->wake.expires_after(interval);
+            co_await w->wake.async_wait(net::use_nothrow);
+            if (w->stop)
+                break;
+        }
+        w->pending = false;
+        auto job = [exec]() {
+            poll_result r;
+            r.text = exec->poll(r.close);
+            return r;
+        };
+        auto looking = offload(pool, std::move(job));
+        auto found = co_await std::move(looking);
+        // Sent even when DONE came meanwhile: untagged data may precede the
+        // tagged OK, and the session waits for us before writing it.
+        if (!found.text.empty() && !co_await flush(c, found.text)) {
+            gone = true;
+            break;
+        }
+        if (found.close) {
+            w->close = true;
+            break;
+        }
+    }
+    if (events) {
+        std::error_code ec;
+        events->sd.cancel(ec);
+    }
+    w->finished = true;
+    w->done.cancel();
+    if ((gone || w->close) && !w->stop)
+        c->stream.cancel(); // wake the session's read: it ends
+    (void)keep;
+}
+
+struct idle_input {
+    std::string bytes; // empty: EOF, reset, timeout, shutdown, or the watcher ended the session
+    bool close = false;
+};
+
+// IDLE: reads the client's next bytes while a watcher reports the folder's
+// changes, then waits for the watcher to end.
+net::awaitable<idle_input> idle_read(std::shared_ptr<void> keep, asio::io_context& io, asio::thread_pool& pool,
+                                     std::shared_ptr<connection> c, imapd::executor* exec)
+{
+    auto w = std::make_shared<idle_watch>(c->stream.socket().get_executor());
+    w->done.expires_at(steady::time_point::max());
+    asio::co_spawn(io, idle_watcher(std::move(keep), pool, c, w, exec), log_spawn_failure);
+    auto bytes = co_await read_some(c);
+    idle_input in;
+    in.bytes.assign(bytes); // the loop's shared buffer: copied before the next co_await
+    w->stop = true;
+    w->wake.cancel();
+    if (!w->finished)
+        co_await w->done.async_wait(net::use_nothrow);
+    in.close = w->close;
+    co_return in;
+}
+
+} // namespace
+
+imap_server::imap_server(asio::io_context& io, const config::settings& cfg, const util::clock& clock,
+                         tls::server_contexts* tls, std::shared_ptr<auth::credentials> credentials)
+    : st_(std::make_shared<shared>(io, cfg, clock, tls, std::move(credentials)))
+{
+}
+
+imap_server::~imap_server() = default;
+
+void imap_server::bind()
+{
+    for (const auto& l : st_->cfg.listeners) {
+        if (l.mode != config::listener_mode::imap)
+            continue;
+        st_->svc.listen(l, st_->tls != nullptr);
+        imap::session_config sc;
+        sc.starttls = l.tls == config::listener_tls::starttls;
+        sc.implicit_tls = l.tls == config::listener_tls::implicit;
+        sc.auth = st_->credentials ? imap::auth_offer::tls_only : imap::auth_offer::never;
+        sc.max_errors = st_->cfg.lim.errors;
+        sc.max_auth_failures = st_->cfg.auth.max_failures;
+        // APPENDLIMIT (RFC 7889) is the size SMTP accepts: a message a user
+        // may receive, they may also file.
+        sc.limits.max_append = st_->cfg.lim.message_size;
+        st_->session_cfgs.push_back(sc);
+    }
+}
+
+void imap_server::start()
+{
+    auto st = st_;
+    st_->svc.start([st](std::size_t i, net::tcp::socket sock) {
+        asio::co_spawn(st->io, session(st, i, std::move(sock)), log_spawn_failure);
+    });
+}
+
+void imap_server::stop()
+{
+    st_->svc.stop();
+}
+
+void imap_server::shutdown()
+{
+    st_->svc.shutdown();
+}
+
+void imap_server::force_close()
+{
+    st_->svc.force_close();
+}
+
+std::size_t imap_server::sessions() const noexcept
+{
+    return st_->svc.sessions();
+}
+
+net::awaitable<void> imap_server::session(std::shared_ptr<shared> st, std::size_t index, net::tcp::socket sock)
+{
+    const auto& lim = st->cfg.lim;
+    auto accepted = st->svc.open(std::move(sock), index, lim);
+    if (!accepted)
+        co_return; // the client left before we looked
+    client& cl = *accepted;
+    const auto& c = cl.c;
+    const std::string& ip = cl.ip;
+    const std::string& sid = cl.sid;
+    auto session_cfg = st->session_cfgs[index];
+    // auth.plaintext_loopback: for tests on one machine, login without TLS
+    // from loopback only; everyone else must encrypt first (RFC 9051 6.2.3).
+    if (session_cfg.auth == imap::auth_offer::tls_only && st->cfg.auth.plaintext_loopback && cl.loopback)
+        session_cfg.auth = imap::auth_offer::always;
+    imap::session s(session_cfg);
+    bool open = cl.admitted;
+    if (!open) {
+        if (!session_cfg.implicit_tls) { // inside implicit TLS a plain BYE would be noise
+            s.refuse("Too many connections");
+            write_now(c->stream.socket(), s.output());
+        }
+        log::warn("refuse").kv("session", sid).kv("client", ip).kv("reason", "connection limit");
+    } else {
+        set_deadline(c, lim.command_timeout);
+        arm_watchdog(c);
+    }
+    // RFC 8314 3.3: on port 993 the handshake comes first, then the greeting.
+    if (open && session_cfg.implicit_tls)
+        open = co_await handshake(c, *st->tls, sid, ip);
+    if (open)
+        s.start();
+
+    std::string user; // lower-cased login name
+    std::optional<imapd::executor> exec;
+    std::uint64_t commands = 0;
+    bool restart_deadline = true;
+    while (open) {
+        switch (s.next()) {
+        case imap::event::need_input: {
+            // The deadline runs per command: it restarts when we answered,
+            // not on every read (a client dribbling bytes is cut off).
+            if (!s.output().empty())
+                restart_deadline = true;
+            if (!co_await flush(c, s.output())) {
+                open = false;
+                break;
+            }
+            if (restart_deadline)
+                set_deadline(c, s.authenticated() ? std::max(autologout, lim.command_timeout) : lim.command_timeout);
+            restart_deadline = false;
+            if (c->stopping) { // between commands: nothing of the client's is open
+                s.refuse("Server shutting down");
+                log::info("shutdown").kv("session", sid).kv("client", ip);
+                break;
+            }
+            std::string bytes;
+            bool ended = false;
+            c->idle = true;
+            if (s.idling() && exec && exec->selected()) {
+                auto reading = idle_read(st, st->io, st->pool, c, &*exec);
+                auto in = co_await std::move(reading);
+                bytes = std::move(in.bytes);
+                ended = in.close;
+            } else {
+                bytes.assign(co_await read_some(c));
+            }
+            c->idle = false;
+            if (ended) { // the watcher said "* BYE": the folder was re-created
+                log::warn("uidvalidity").kv("session", sid).kv("user", user).kv("action", "bye");
+                open = false;
+                break;
+            }
+            if (!bytes.empty()) {
+                s.feed(bytes);
+                break;
+            }
+            if (c->timed_out) {
+                s.timeout();
+                co_await say_last_words(c, s.output());
+                log::info("timeout").kv("session", sid).kv("client", ip);
+            } else if (c->stopping) {
+                s.refuse("Server shutting down");
+                co_await say_last_words(c, s.output());
+                log::info("shutdown").kv("session", sid).kv("client", ip);
+            }
+            open = false; // EOF, reset, timeout or shutdown
+            break;
+        }
+        case imap::event::check_auth: {
+            user = util::to_lower(s.pending_user());
+            if (st->limiter.locked(ip, st->clock.now())) {
+                // Not even checked: a locked-out client learns nothing.
+                s.answer_auth(imap::auth_verdict::locked);
+                log::warn("auth").kv("session", sid).kv("client", ip).kv("proto", "imap").kv("result", "locked");
+                break;
+            }
+            bool ok = false;
+            std::error_code aec;
+            if (st->credentials) {
+                set_deadline(c, lim.command_timeout);
+                std::tie(aec, ok) = co_await check_password(st->pool, st->credentials, user, s.pending_password());
+            }
+            if (aec) {
+                s.answer_auth(imap::auth_verdict::temp_fail);
+                log::error("auth").kv("session", sid).kv("client", ip).kv("proto", "imap").kv("user", user)
+                    .kv("result", "error").kv("error", aec.message());
+                break;
+            }
+            const std::string dir = ok ? user_maildir(st->cfg.mail_root, user) : std::string();
+            if (!ok || dir.empty()) {
+                log::warn("auth").kv("session", sid).kv("client", ip).kv("proto", "imap").kv("user", user)
+                    .kv("result", "failed").kv("failures", s.auth_failures() + 1);
+                co_await login_failed(st->limiter, ip, st->clock.now(), st->cfg.auth.failure_delay,
+                                      s.auth_failures() + 1);
+                s.answer_auth(imap::auth_verdict::invalid);
+                break;
+            }
+            mailbox::store_options opts;
+            opts.host = st->cfg.hostname;
+            exec.emplace(mailbox::store(dir, st->clock, opts));
+            s.answer_auth(imap::auth_verdict::ok);
+            log::info("auth").kv("session", sid).kv("client", ip).kv("proto", "imap").kv("user", user)
+                .kv("result", "ok");
+            break;
+        }
+        case imap::event::execute: {
+            ++commands;
+            const imap::command* cmd = &s.pending_command();
+            imapd::executor* e = &*exec;
+            auto job = [e, cmd]() { return e->run(*cmd); };
+            auto running = offload(st->pool, std::move(job));
+            auto done = co_await std::move(running);
+            // A large FETCH comes in pieces: each is sent before the next is
+            // read from the Maildir, each write with its own deadline.
+            bool sent = true;
+            while (sent && e->more()) {
+                set_deadline(c, lim.data_timeout);
+                sent = co_await flush(c, done.text);
+                if (!sent)
+                    break;
+                auto more = [e]() { return e->resume(); };
+                auto resuming = offload(st->pool, std::move(more));
+                auto piece = co_await std::move(resuming);
+                done.text += piece.text;
+                done.selected = piece.selected;
+                done.close = piece.close;
+            }
+            if (!sent) {
+                open = false;
+                break;
+            }
+            restart_deadline = true;
+            s.executed(std::move(done));
+            break;
+        }
+        case imap::event::start_tls: {
+            if (!co_await flush(c, s.output())) {
+                open = false;
+                break;
+            }
+            set_deadline(c, lim.command_timeout);
+            s.tls_started(co_await handshake(c, *st->tls, sid, ip));
+            restart_deadline = true;
+            break;
+        }
+        case imap::event::close:
+            if (!s.output().empty()) {
+                set_deadline(c, std::chrono::seconds(10));
+                co_await flush(c, s.output());
+            }
+            open = false;
+            break;
+        }
+    }
+    co_await st->svc.close(cl);
+    auto line = log::info("disconnect");
+    line.kv("session", sid).kv("client", ip).kv("proto", "imap").kv("commands", commands).kv("errors", s.errors());
+    if (!user.empty())
+        line.kv("user", user);
+}
+
+} // namespace postern::server
