@@ -64,6 +64,13 @@ bool search_charset_supported(std::string_view charset) noexcept;
 std::string search_response(std::string_view tag, const imap::search_args& args, bool uid,
                             std::span<const std::uint32_t> numbers);
 
+// What SEARCH RETURN (... SAVE ...) keeps as "$" (RFC 5182 2.4), from the
+// matching UIDs, ascending: with MIN and/or MAX alone, just those; with
+// ALL or COUNT (or SAVE alone), all of them. Empty when SAVE was not asked:
+// the session checks that itself, as a search without SAVE leaves "$" as
+// it was, while one with SAVE and no match empties it.
+std::vector<std::uint32_t> saved_result(const imap::search_args& args, std::span<const std::uint32_t> uids);
+
 // An ascending list as a compact sequence set: {2, 5, 6, 7} → "2,5:7".
 std::string compact_set(std::span<const std::uint32_t> ascending);
 
