@@ -29,6 +29,7 @@
 #include "postern/server/control_server.hpp"
 #include "postern/server/metrics_server.hpp"
 #include "postern/server/pickup_service.hpp"
+#include "postern/server/imap_server.hpp"
 #include "postern/server/pop3_server.hpp"
 #include "postern/server/smtp_server.hpp"
 #include "postern/tls/context.hpp"
@@ -154,6 +155,8 @@ int serve(const config::settings& s)
         smtp.bind();
         server::pop3_server pop3(io, s, clock, tls_contexts ? &*tls_contexts : nullptr, credentials);
         pop3.bind();
+        server::imap_server imap(io, s, clock, tls_contexts ? &*tls_contexts : nullptr, credentials);
+        imap.bind();
         server::metrics_server metrics_http(io, s);
         metrics_http.bind();
         // Ports bound: now give up root for good, before the control socket,
@@ -249,7 +252,7 @@ int serve(const config::settings& s)
         std::function<void(std::error_code)> watch = [&](std::error_code ec) {
             if (ec)
                 return;
-            const auto open = smtp.sessions() + pop3.sessions();
+            const auto open = smtp.sessions() + pop3.sessions() + imap.sessions();
             const auto now = std::chrono::steady_clock::now();
             if (open == 0)
                 return finish();
@@ -258,6 +261,7 @@ int serve(const config::settings& s)
                 phase = stopping::forced;
                 smtp.force_close();
                 pop3.force_close();
+                imap.force_close();
                 deadline = now + std::chrono::seconds(5);
             } else if (phase == stopping::forced && now >= deadline) {
                 log::warn("shutdown").kv("sessions", open).kv("action", "closing");
@@ -273,12 +277,13 @@ int serve(const config::settings& s)
                 log::info("shutdown").kv("signal", sig).kv("action", "now");
                 return finish();
             }
-            log::info("shutdown").kv("signal", sig).kv("sessions", smtp.sessions() + pop3.sessions())
+            log::info("shutdown").kv("signal", sig).kv("sessions", smtp.sessions() + pop3.sessions() + imap.sessions())
                 .kv("timeout", static_cast<std::uint64_t>(s.lim.shutdown_timeout.count()));
             phase = stopping::grace;
             deadline = std::chrono::steady_clock::now() + s.lim.shutdown_timeout;
             smtp.shutdown();
             pop3.shutdown();
+            imap.shutdown();
             hup.cancel();
             signals.async_wait(on_signal);
             watch({});
@@ -294,6 +299,7 @@ int serve(const config::settings& s)
         runner.start();
         smtp.start();
         pop3.start();
+        imap.start();
         metrics_http.start();
         pickup.start();
         log::info("start").kv("version", POSTERN_VERSION).kv("config", s.source)

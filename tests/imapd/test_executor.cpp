@@ -1,0 +1,3 @@
+#include "postern/imapd/executor.hpp"
+
+#include <doctest/doctest.h>
