@@ -155,9 +155,11 @@ void session::bad(std::string_view tag, response_code code, std::string_view tex
 void session::handle(command cmd)
 {
     if (!allowed(cmd.verb, state_)) {
-        const auto why = state_ == session_state::not_authenticated ? " needs a login first"
-                         : state_ == session_state::authenticated ? " needs a selected mailbox"
-                                                                  : " is not valid in this state";
+        const auto why = state_ == session_state::not_authenticated && allowed(cmd.verb, session_state::authenticated)
+                             ? " needs a login first"
+                         : state_ == session_state::authenticated && allowed(cmd.verb, session_state::selected)
+                             ? " needs a selected mailbox"
+                             : " is not valid in this state";
         return bad(cmd.tag, response_code::clientbug, std::string(verb_name(cmd.verb)) + why);
     }
     switch (cmd.verb) {
