@@ -294,6 +294,11 @@ def main():
         b"\r\n+bad\r\na1\r\na2 FROB\r\na3 SEARCH ((((((NOT NOT ALL))))))\r\na4 FETCH 0 FLAGS\r\n" + b"a5 X " + b"y" * 200 + b"\r\n",
     ]
     seeds["imap_parser"] = [bytes([sel]) + b"\x12\x34\x56\x78" + st for st in imap_streams for sel in (0, 7)]
+    # fuzz_imap_session: the same streams behind a login, with and without STARTTLS / TLS / small limits.
+    imap_login = b"c0 CAPABILITY\r\nl0 LOGIN alice secret\r\ns0 SELECT INBOX\r\n"
+    seeds["imap_session"] = [bytes([sel]) + b"\x9a\xbc\xde\xf0" + imap_login + st
+                             for st in imap_streams for sel in (0x05, 0x0c, 0x13, 0x23)]
+    seeds["imap_session"].append(b"\x03\x01\x02\x03\x04t STARTTLS\r\nx LOGIN alice secret\r\n")
     # fuzz_mailbox_names: wire names (modified UTF-7), UTF-8 names, Maildir++ dirs, an index, pattern\0name.
     seeds["mailbox_names"] = [
         b"~peter/mail/&U,BTFw-/&ZeVnLIqe-", b"INBOX", b"Sent.2026.&AOk-t&AOk-", b".Trash", b"..", b"&-", b"&AAA-",
