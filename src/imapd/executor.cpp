@@ -197,7 +197,7 @@ std::string executor::report_changes(bool& close)
         out += "* " + std::to_string(view_->seq_of(uid)) + " FETCH (FLAGS " + flag_list(*m) + " UID " +
                std::to_string(uid) + ")\r\n";
     }
-    if (changes->added > 0 || !changes->expunged.empty()) {
+    if (changes->added > 0) { // RFC 9051 7.4.1: EXPUNGEs already lowered the count
         out += "* " + std::to_string(view_->messages().size()) + " EXISTS\r\n";
         if (!rev2_) { // RFC 9051 dropped RECENT; IMAP4rev1 clients expect it with EXISTS
             const auto recent = std::count_if(view_->messages().begin(), view_->messages().end(),

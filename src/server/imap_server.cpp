@@ -64,6 +64,7 @@ struct idle_watch {
     bool stop = false;       // input came: the watcher must end
     bool finished = false;
     bool close = false;      // the folder's UIDVALIDITY changed: "* BYE" sent
+    bool failed = false;     // the watcher threw (logged): the session ends
 };
 
 // inotify on a folder's new/ and cur/: each event wakes the watcher.
@@ -170,7 +171,7 @@ net::awaitable<void> idle_watcher(std::shared_ptr<void> keep, asio::thread_pool&
 
 struct idle_input {
     std::string bytes; // empty: EOF, reset, timeout, shutdown, or the watcher ended the session
-    bool close = false;
+    const char* ended = nullptr; // why the watcher ended the session, if it did
 };
 
 // IDLE: reads the client's next bytes while a watcher reports the folder's
@@ -180,7 +181,17 @@ net::awaitable<idle_input> idle_read(std::shared_ptr<void> keep, asio::io_contex
 {
     auto w = std::make_shared<idle_watch>(c->stream.socket().get_executor());
     w->done.expires_at(steady::time_point::max());
-    asio::co_spawn(io, idle_watcher(std::move(keep), pool, c, w, exec), log_spawn_failure);
+    // A watcher that fails is logged and counts as ended (and the session
+    // ends with it): the session must never wait for it forever.
+    asio::co_spawn(io, idle_watcher(std::move(keep), pool, c, w, exec), [w, c](std::exception_ptr e) {
+        if (!e)
+            return;
+        log_spawn_failure(e);
+        w->finished = true;
+        w->failed = true;
+        w->done.cancel();
+        c->stream.cancel();
+    });
     auto bytes = co_await read_some(c);
     idle_input in;
     in.bytes.assign(bytes); // the loop's shared buffer: copied before the next co_await
@@ -188,7 +199,7 @@ net::awaitable<idle_input> idle_read(std::shared_ptr<void> keep, asio::io_contex
     w->wake.cancel();
     if (!w->finished)
         co_await w->done.async_wait(net::use_nothrow);
-    in.close = w->close;
+    in.ended = w->failed ? "watcher failed" : w->close ? "uidvalidity changed" : nullptr;
     co_return in;
 }
 
@@ -306,19 +317,19 @@ net::awaitable<void> imap_server::session(std::shared_ptr<shared> st, std::size_
                 break;
             }
             std::string bytes;
-            bool ended = false;
+            const char* ended = nullptr;
             c->idle = true;
             if (s.idling() && exec && exec->selected()) {
                 auto reading = idle_read(st, st->io, st->pool, c, &*exec);
                 auto in = co_await std::move(reading);
                 bytes = std::move(in.bytes);
-                ended = in.close;
+                ended = in.ended;
             } else {
                 bytes.assign(co_await read_some(c));
             }
             c->idle = false;
-            if (ended) { // the watcher said "* BYE": the folder was re-created
-                log::warn("uidvalidity").kv("session", sid).kv("user", user).kv("action", "bye");
+            if (ended != nullptr) { // "* BYE" sent by the watcher, or it failed
+                log::warn("idle").kv("session", sid).kv("user", user).kv("result", ended);
                 open = false;
                 break;
             }
