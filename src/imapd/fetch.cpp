@@ -155,9 +155,13 @@ void append_item(std::string& out, const mailbox::message_info& m, std::string_v
     case fetch_attr::body_section: {
         append_name(out, item);
         out += ' ';
-        const auto bytes = item.section.part.empty() && item.section.text == mime::section_text::none
-                             ? std::string(text) // BODY[]: no tree needed
-                             : mime::section_bytes(text, tree.root(), item.section);
+        // BODY[] is the text itself: no tree, no copy of a large message.
+        std::string section;
+        std::string_view bytes = text;
+        if (!item.section.part.empty() || item.section.text != mime::section_text::none) {
+            section = mime::section_bytes(text, tree.root(), item.section);
+            bytes = section;
+        }
         out += mime::imap_string(apply_partial(bytes, item.range));
         return;
     }

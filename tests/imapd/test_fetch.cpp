@@ -186,6 +186,12 @@ TEST_CASE("BODY[section] sends the octets as a literal, or quoted when they allo
         CHECK(item(simple, "BODY[1.1]") == "BODY[1.1] \"\"");
         CHECK(item(simple, "BODY[1.TEXT]") == "BODY[1.TEXT] \"\"");
     }
+    SUBCASE("8-bit octets go out as a literal even without a line end")
+    {
+        const auto text = crlf("Subject: x\n\ncaf\xc3\xa9 au lait\n");
+        CHECK(item(text, "BODY[TEXT]<0.5>") == "BODY[TEXT]<0> {5}\r\ncaf\xc3\xa9");
+        CHECK(item(text, "BODY[TEXT]<6.2>") == "BODY[TEXT]<6> \"au\"");
+    }
     SUBCASE("an empty message")
     {
         CHECK(item("", "BODY[]") == "BODY[] \"\"");
