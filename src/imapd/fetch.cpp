@@ -236,6 +236,21 @@ bool fetch_sets_seen(std::span<const imap::fetch_item> items) noexcept
     return false;
 }
 
+bool fetch_unknown_cte(std::string_view text, std::span<const imap::fetch_item> items)
+{
+    std::optional<mime::part> root;
+    for (const auto& item : items) {
+        if ((item.attr != fetch_attr::binary && item.attr != fetch_attr::binary_size) || item.section.part.empty())
+            continue; // BINARY[] is the message as stored: nothing to decode
+        if (!root)
+            root = mime::parse(text);
+        const mime::part* p = mime::find_part(*root, item.section.part);
+        if (p && !decode_transfer({}, p->encoding))
+            return true;
+    }
+    return false;
+}
+
 std::string flag_list(const mailbox::message_info& m)
 {
     std::string out = "(";

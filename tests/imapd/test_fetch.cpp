@@ -348,6 +348,27 @@ TEST_CASE("BINARY sends the part with its transfer encoding undone")
     }
 }
 
+TEST_CASE("An unknown transfer encoding under BINARY is reported for NO [UNKNOWN-CTE]")
+{
+    struct sample {
+        std::string_view items;
+        bool unknown;
+    };
+    const sample samples[] = {
+        {"BINARY[3]", true},      {"BINARY.PEEK[3]<0.5>", true},
+        {"BINARY.SIZE[3]", true}, {"(BINARY[1] BINARY[3])", true},
+        {"BINARY[1]", false},     {"BINARY[2]", false},
+        {"BINARY[4]", false},     {"BINARY[]", false},
+        {"BINARY[9]", false}, // no such part: empty, not unknown
+        {"BODY[3]", false},   // BODY sends the octets as stored
+        {"(FLAGS RFC822)", false},
+    };
+    for (const auto& s : samples) {
+        CAPTURE(s.items);
+        CHECK(imapd::fetch_unknown_cte(encoded, fetch_items(s.items)) == s.unknown);
+    }
+}
+
 TEST_CASE("Which items need the message text")
 {
     struct sample {

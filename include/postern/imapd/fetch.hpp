@@ -27,8 +27,8 @@
 //   "~{n}" only when the octets hold a NUL. BINARY[] is the whole message
 //   as stored. A part that does not exist is empty ({0}, BINARY.SIZE 0). An
 //   unknown encoding sends the octets as stored: RFC 3516 4.3's
-//   NO [UNKNOWN-CTE] cannot be said in one FETCH response, so an executor
-//   that wants it checks mime::part::encoding with decode_transfer() first.
+//   NO [UNKNOWN-CTE] cannot be said in one FETCH response; the executor
+//   asks fetch_unknown_cte() first and answers NO itself.
 // - MODSEQ is never answered (no CONDSTORE, not announced); a FETCH of
 //   MODSEQ alone answers "UID n" so the response is still well-formed.
 // Pure; any thread.
@@ -57,6 +57,12 @@ bool fetch_needs_text(std::span<const imap::fetch_item> items) noexcept;
 // Whether the items set \Seen: BODY[...] and BINARY[...] without .PEEK,
 // RFC822, RFC822.TEXT (RFC 3501 6.4.5; RFC822.HEADER is BODY.PEEK[HEADER]).
 bool fetch_sets_seen(std::span<const imap::fetch_item> items) noexcept;
+
+// Whether a BINARY[part] or BINARY.SIZE[part] item names a part whose
+// Content-Transfer-Encoding is not one decode_transfer() knows: RFC 3516
+// 4.3 then wants "NO [UNKNOWN-CTE]" for the whole command (the executor's
+// to send). Parses text only when such an item is there.
+bool fetch_unknown_cte(std::string_view text, std::span<const imap::fetch_item> items);
 
 // "(\Seen \Flagged $Forwarded \Recent)": system flags, keywords, then
 // \Recent when m.recent (RFC 9051 2.3.2 flag list).
