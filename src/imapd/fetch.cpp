@@ -99,8 +99,8 @@ std::string binary_content(std::string_view text, const mime::part& root, const 
     return std::string(body);
 }
 
-// The section's octets for RFC822 / RFC822.HEADER / RFC822.TEXT (RFC 3501
-// 6.4.5: BODY[], BODY.PEEK[HEADER], BODY[TEXT]) and BODY[section].
+// The octets of RFC822.HEADER and RFC822.TEXT (RFC 3501 6.4.5: they are
+// BODY.PEEK[HEADER] and BODY[TEXT]; RFC822 is BODY[], the text itself).
 std::string section_content(std::string_view text, lazy_tree& tree, mime::section_text t)
 {
     mime::section s;
