@@ -99,8 +99,8 @@ std::string binary_content(std::string_view text, const mime::part& root, const 
     return std::string(body);
 }
 
-// The section's octets for RFC822 / RFC822.HEADER / RFC822.TEXT (RFC 3501
-// 6.4.5: BODY[], BODY.PEEK[HEADER], BODY[TEXT]) and BODY[section].
+// The octets of RFC822.HEADER and RFC822.TEXT (RFC 3501 6.4.5: they are
+// BODY.PEEK[HEADER] and BODY[TEXT]; RFC822 is BODY[], the text itself).
 std::string section_content(std::string_view text, lazy_tree& tree, mime::section_text t)
 {
     mime::section s;
@@ -155,9 +155,13 @@ void append_item(std::string& out, const mailbox::message_info& m, std::string_v
     case fetch_attr::body_section: {
         append_name(out, item);
         out += ' ';
-        const auto bytes = item.section.part.empty() && item.section.text == mime::section_text::none
-                             ? std::string(text) // BODY[]: no tree needed
-                             : mime::section_bytes(text, tree.root(), item.section);
+        // BODY[] is the text itself: no tree, no copy of a large message.
+        std::string section;
+        std::string_view bytes = text;
+        if (!item.section.part.empty() || item.section.text != mime::section_text::none) {
+            section = mime::section_bytes(text, tree.root(), item.section);
+            bytes = section;
+        }
         out += mime::imap_string(apply_partial(bytes, item.range));
         return;
     }
@@ -228,6 +232,21 @@ bool fetch_sets_seen(std::span<const imap::fetch_item> items) noexcept
         case fetch_attr::modseq:
             break;
         }
+    }
+    return false;
+}
+
+bool fetch_unknown_cte(std::string_view text, std::span<const imap::fetch_item> items)
+{
+    std::optional<mime::part> root;
+    for (const auto& item : items) {
+        if ((item.attr != fetch_attr::binary && item.attr != fetch_attr::binary_size) || item.section.part.empty())
+            continue; // BINARY[] is the message as stored: nothing to decode
+        if (!root)
+            root = mime::parse(text);
+        const mime::part* p = mime::find_part(*root, item.section.part);
+        if (p && !decode_transfer({}, p->encoding))
+            return true;
     }
     return false;
 }

@@ -174,6 +174,27 @@ def mime_seeds():
     ]
 
 
+def imapd_fetch_seeds():
+    """fuzz_imapd_fetch's input is a message; its first line is also the search string."""
+    def crlf(b):
+        return b.replace(b"\n", b"\r\n")
+    encodings = crlf(
+        b"Subject: =?utf-8?q?caf=C3=A9?=\nDate: Wed, 17 Jul 96 02:23:25 EST\nFrom: a@b.test\n"
+        b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/octet-stream\n"
+        b"Content-Transfer-Encoding: base64\n\nAGE=\n--b\nContent-Type: text/plain; charset=iso-8859-1\n"
+        b"Content-Transfer-Encoding: quoted-printable\n\ncaf=E9 =\nsoft =ZZ =4\n--b\n"
+        b"Content-Type: text/plain\nContent-Transfer-Encoding: x-uuencode\n\nbegin 644 x\n--b\n"
+        b"Content-Type: message/rfc822\n\nSubject: inner\nContent-Transfer-Encoding: base64\n\naGVsbG8\n--b--\n")
+    return [
+        b"caf\xc3\xa9\n" + encodings,
+        encodings,
+        b"Subject: x\r\nDate: (c) 1 Jan 49 00:00 Z\r\n\r\nx",
+        b"hello\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b"QUJD" * 40 + b"=",
+        b"",
+        b"\x00\r\n\r\n\x00",
+    ]
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
@@ -272,6 +293,7 @@ def main():
             b"\x03\x02\x01\x06\x01\x20"),
     ]
     seeds["mime"] = mime_seeds()
+    seeds["imapd_fetch"] = imapd_fetch_seeds()
     # fuzz_imap_parser: [selector][4 seed bytes][client stream]; RFC 9051 section 8 and 6.x examples.
     imap_streams = [
         b"a001 login mrc secret\r\na002 select inbox\r\na003 fetch 12 full\r\na004 fetch 12 body[header]\r\n"

@@ -8,14 +8,26 @@
 // bodies with their Content-Transfer-Encoding (base64, quoted-printable)
 // undone and converted to UTF-8 where mime::to_utf8 knows the charset.
 // FROM/TO/CC/BCC/SUBJECT match when any field of that name does; HEADER
-// with an empty value matches every message that has the field.
+// with an empty value matches every message that has the field. Header
+// keys look at the top-level header only. BODY searches the text/* parts
+// anywhere in the tree (inside encapsulated messages too), not other
+// types (attachments), preambles or epilogues; TEXT also every field
+// ("Name: value", decoded) of the top-level header and of encapsulated
+// messages' headers. A transfer encoding not known and a charset
+// mime::to_utf8 does not convert leave the octets as stored (transfer.hpp).
 // Dates: BEFORE/ON/SINCE use the internal date's day in UTC;
 // SENTBEFORE/SENTON/SENTSINCE the Date: field's day as written (its own
 // zone ignored, RFC 9051 6.4.4), a message without a parseable Date: never
-// matches them. \Recent is message_info::recent; NEW is RECENT UNSEEN, OLD
-// NOT RECENT. "*" in a set is the largest sequence number or UID in the
-// mailbox; "$" is the saved result (UIDs), empty when nothing is saved.
-// MODSEQ keys never match (no CONDSTORE).
+// matches them. The first Date: field counts. Parsing is lenient (RFC 5322
+// 3.3 and 4.3): optional day-of-week and comma, comments, any case, full
+// month names, "17-Jul-1996", 2-digit years (00-49 → 20xx, 50-99 → 19xx)
+// and 3-digit ones (+1900); only day, month and year must be there, so
+// obsolete or missing zones and times do not matter.
+// \Recent is message_info::recent; NEW is RECENT UNSEEN, OLD NOT RECENT.
+// KEYWORD compares case-insensitively. "*" in a set is the largest
+// sequence number or UID in the mailbox; "$" is the saved result (UIDs; a
+// sequence key "$" matches the messages with those UIDs), empty when
+// nothing is saved. MODSEQ keys never match (no CONDSTORE).
 // Pure; any thread.
 #pragma once
 
