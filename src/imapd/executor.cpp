@@ -645,7 +645,7 @@ imap::outcome executor::cmd_search(const imap::command& c)
         uids.push_back(msgs[i].uid);
     }
     if (std::find(a.returns.begin(), a.returns.end(), imap::search_return::save) != a.returns.end())
-        saved_ = uids; // RFC 5182 2.1
+        saved_ = saved_result(a, uids); // RFC 5182 2.1
     // RFC 9051 6.4.4: an IMAP4rev2 client gets ESEARCH (ALL by default).
     if (rev2_)
         a.esearch = true;
@@ -715,6 +715,10 @@ imap::outcome executor::fetch_piece()
                 continue;
             }
             text = std::move(*r);
+            if (fetch_unknown_cte(text, job.items)) {
+                job.unknown_cte = true; // RFC 3516 4.3: not decodable, not sent
+                continue;
+            }
         }
         fetch_options opts;
         opts.add_uid = job.uid;
@@ -724,9 +728,10 @@ imap::outcome executor::fetch_piece()
     if (job.next < job.uids.size())
         return {std::move(out), true, false};
     // RFC 5530 3 EXPUNGEISSUED: some messages could not be sent.
-    std::string last = job.vanished ? imap::tagged(job.tag, status::no, response_code::expungeissued,
+    std::string last = job.unknown_cte ? job.tag + " NO [UNKNOWN-CTE] A part has an unknown transfer encoding\r\n"
+                       : job.vanished  ? imap::tagged(job.tag, status::no, response_code::expungeissued,
                                                    "Some messages were expunged meanwhile")
-                                    : imap::tagged(job.tag, status::ok, "FETCH completed");
+                       : imap::tagged(job.tag, status::ok, "FETCH completed");
     const bool uid = job.uid;
     fetch_.reset();
     return finish(std::move(out), std::move(last), uid);

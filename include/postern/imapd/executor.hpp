@@ -65,6 +65,7 @@ private:
         std::vector<std::uint32_t> seen; // had \Seen set by this fetch
         std::size_t next = 0;
         bool vanished = false;           // a message's file was gone
+        bool unknown_cte = false;        // BINARY of a part we cannot decode (RFC 3516 4.3)
     };
 
     imap::outcome cmd_enable(const imap::command& c);
