@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <map>
 #include <optional>
 #include <string>
 #include <sys/inotify.h>
@@ -23,6 +25,114 @@
 
 namespace postern::server {
 
+namespace {
+
+// One IDLE: the session's coroutine and the watcher's share it.
+struct idle_watch {
+    explicit idle_watch(const asio::any_io_executor& ex) : wake(ex), done(ex) {}
+    asio::steady_timer wake; // cancelled: look at the folder now (or stop)
+    asio::steady_timer done; // cancelled when the watcher has ended
+    bool pending = false;    // a change was seen while the watcher was busy
+    bool stop = false;       // input came: the watcher must end
+    bool finished = false;
+    bool close = false;      // the folder's UIDVALIDITY changed: "* BYE" sent
+    bool failed = false;     // the watcher threw (logged): the session ends
+};
+
+// inotify for every IDLE of one server: one instance with a watch per
+// folder directory and the IDLEs that wait on it. One instance per session
+// would run into fs.inotify.max_user_instances (128 by default) at the
+// 129th idling client; watches are far more plentiful (max_user_watches).
+class folder_watcher {
+public:
+    explicit folder_watcher(asio::io_context& io) : sd_(io)
+    {
+        const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (fd >= 0) {
+            sd_.assign(fd);
+            arm();
+        }
+    }
+
+    // Watches <path>/new and <path>/cur for w. The watch descriptors, for
+    // unwatch(); empty when nothing could be watched (the IDLE then polls).
+    std::vector<int> watch(const std::string& path, const std::shared_ptr<idle_watch>& w)
+    {
+        std::vector<int> wds;
+        if (!sd_.is_open())
+            return wds;
+        // Deliveries rename into new/, flag changes rename inside cur/,
+        // expunges unlink; a folder re-created is caught by UIDVALIDITY.
+        constexpr std::uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
+        for (const char* sub : {"/new", "/cur"}) {
+            const int wd = ::inotify_add_watch(sd_.native_handle(), (path + sub).c_str(), mask);
+            if (wd < 0)
+                continue;
+            subscribers_[wd].push_back(w);
+            wds.push_back(wd);
+        }
+        return wds;
+    }
+
+    void unwatch(const std::vector<int>& wds, const idle_watch* w)
+    {
+        for (int wd : wds) {
+            auto it = subscribers_.find(wd);
+            if (it == subscribers_.end())
+                continue; // IN_IGNORED: the directory went away
+            std::erase_if(it->second, [w](const std::weak_ptr<idle_watch>& x) {
+                auto sp = x.lock();
+                return !sp || sp.get() == w;
+            });
+            if (it->second.empty()) {
+                ::inotify_rm_watch(sd_.native_handle(), wd);
+                subscribers_.erase(it);
+            }
+        }
+    }
+
+private:
+    void arm()
+    {
+        sd_.async_wait(asio::posix::stream_descriptor::wait_read, [this](std::error_code ec) {
+            if (ec)
+                return; // closed with the server: `this` may be gone, touch nothing
+            drain();
+            arm();
+        });
+    }
+
+    void drain()
+    {
+        alignas(inotify_event) char buf[8192];
+        for (;;) {
+            const auto n = ::read(sd_.native_handle(), buf, sizeof buf);
+            if (n <= 0)
+                return;
+            for (std::size_t off = 0; off + sizeof(inotify_event) <= static_cast<std::size_t>(n);) {
+                inotify_event ev{};
+                std::memcpy(&ev, buf + off, sizeof ev);
+                off += sizeof(inotify_event) + ev.len;
+                auto it = subscribers_.find(ev.wd);
+                if (it == subscribers_.end())
+                    continue;
+                for (const auto& weak : it->second)
+                    if (auto w = weak.lock()) {
+                        w->pending = true;
+                        w->wake.cancel();
+                    }
+                if ((ev.mask & IN_IGNORED) != 0)
+                    subscribers_.erase(it);
+            }
+        }
+    }
+
+    asio::posix::stream_descriptor sd_;
+    std::map<int, std::vector<std::weak_ptr<idle_watch>>> subscribers_;
+};
+
+} // namespace
+
 struct imap_server::shared {
     shared(asio::io_context& io_, const config::settings& cfg_, const util::clock& clock_, tls::server_contexts* tls_,
            std::shared_ptr<auth::credentials> credentials_)
@@ -39,6 +149,7 @@ struct imap_server::shared {
     tls::server_contexts* tls;
     std::shared_ptr<auth::credentials> credentials;
     auth::failure_limiter limiter;
+    folder_watcher watcher{io};
     // Two threads: one user's long SEARCH or FETCH must not stall every
     // other session's commands. Declared last, so it is joined before
     // anything its jobs use goes away.
@@ -55,66 +166,6 @@ constexpr std::chrono::seconds autologout{30 * 60};
 constexpr std::chrono::seconds idle_poll_with_inotify{60};
 constexpr std::chrono::seconds idle_poll_without_inotify{2};
 
-// One IDLE: the session's coroutine and the watcher's share it.
-struct idle_watch {
-    explicit idle_watch(const asio::any_io_executor& ex) : wake(ex), done(ex) {}
-    asio::steady_timer wake; // cancelled: look at the folder now (or stop)
-    asio::steady_timer done; // cancelled when the watcher has ended
-    bool pending = false;    // a change was seen while the watcher was busy
-    bool stop = false;       // input came: the watcher must end
-    bool finished = false;
-    bool close = false;      // the folder's UIDVALIDITY changed: "* BYE" sent
-    bool failed = false;     // the watcher threw (logged): the session ends
-};
-
-// inotify on a folder's new/ and cur/: each event wakes the watcher.
-struct folder_events : std::enable_shared_from_this<folder_events> {
-    folder_events(const asio::any_io_executor& ex, int fd, std::shared_ptr<idle_watch> w)
-        : sd(ex, fd), watch(std::move(w))
-    {
-    }
-
-    void arm()
-    {
-        auto self = shared_from_this();
-        sd.async_wait(asio::posix::stream_descriptor::wait_read, [self](std::error_code ec) {
-            if (ec)
-                return;
-            char buf[4096];
-            while (::read(self->sd.native_handle(), buf, sizeof buf) > 0) {
-            }
-            self->watch->pending = true;
-            self->watch->wake.cancel();
-            self->arm();
-        });
-    }
-
-    asio::posix::stream_descriptor sd;
-    std::shared_ptr<idle_watch> watch;
-};
-
-// nullptr when inotify is unavailable (the watcher then polls).
-std::shared_ptr<folder_events> watch_folder(const asio::any_io_executor& ex, const std::string& path,
-                                            std::shared_ptr<idle_watch> w)
-{
-    const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd < 0)
-        return nullptr;
-    // Deliveries rename into new/, flag changes rename inside cur/, expunges
-    // unlink; IN_DELETE_SELF is not needed (UIDVALIDITY covers a re-creation).
-    constexpr std::uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
-    int watched = 0;
-    for (const char* sub : {"/new", "/cur"})
-        watched += ::inotify_add_watch(fd, (path + sub).c_str(), mask) >= 0 ? 1 : 0;
-    if (watched == 0) {
-        ::close(fd);
-        return nullptr;
-    }
-    auto events = std::make_shared<folder_events>(ex, fd, std::move(w));
-    events->arm();
-    return events;
-}
-
 struct poll_result {
     std::string text;
     bool close = false;
@@ -123,11 +174,12 @@ struct poll_result {
 // Reports the selected folder's changes until the session's coroutine sets
 // w->stop (input came), the client is gone, or the folder was re-created.
 // keep holds the server's state (and so pool) alive.
-net::awaitable<void> idle_watcher(std::shared_ptr<void> keep, asio::thread_pool& pool, std::shared_ptr<connection> c,
-                                  std::shared_ptr<idle_watch> w, imapd::executor* exec)
+net::awaitable<void> idle_watcher(std::shared_ptr<void> keep, asio::thread_pool& pool, folder_watcher& watcher,
+                                  std::shared_ptr<connection> c, std::shared_ptr<idle_watch> w,
+                                  imapd::executor* exec)
 {
-    auto events = watch_folder(c->stream.socket().get_executor(), exec->selected_path(), w);
-    const auto interval = events ? idle_poll_with_inotify : idle_poll_without_inotify;
+    const auto wds = watcher.watch(exec->selected_path(), w);
+    const auto interval = wds.empty() ? idle_poll_without_inotify : idle_poll_with_inotify;
     // The first look at once: what changed between the last command and
     // the IDLE, which no inotify event will announce (RFC 2177 3).
     w->pending = true;
@@ -158,10 +210,7 @@ net::awaitable<void> idle_watcher(std::shared_ptr<void> keep, asio::thread_pool&
             break;
         }
     }
-    if (events) {
-        std::error_code ec;
-        events->sd.cancel(ec);
-    }
+    watcher.unwatch(wds, w.get());
     w->finished = true;
     w->done.cancel();
     if ((gone || w->close) && !w->stop)
@@ -177,13 +226,13 @@ struct idle_input {
 // IDLE: reads the client's next bytes while a watcher reports the folder's
 // changes, then waits for the watcher to end.
 net::awaitable<idle_input> idle_read(std::shared_ptr<void> keep, asio::io_context& io, asio::thread_pool& pool,
-                                     std::shared_ptr<connection> c, imapd::executor* exec)
+                                     folder_watcher& watcher, std::shared_ptr<connection> c, imapd::executor* exec)
 {
     auto w = std::make_shared<idle_watch>(c->stream.socket().get_executor());
     w->done.expires_at(steady::time_point::max());
     // A watcher that fails is logged and counts as ended (and the session
     // ends with it): the session must never wait for it forever.
-    asio::co_spawn(io, idle_watcher(std::move(keep), pool, c, w, exec), [w, c](std::exception_ptr e) {
+    asio::co_spawn(io, idle_watcher(std::move(keep), pool, watcher, c, w, exec), [w, c](std::exception_ptr e) {
         if (!e)
             return;
         log_spawn_failure(e);
@@ -320,7 +369,7 @@ net::awaitable<void> imap_server::session(std::shared_ptr<shared> st, std::size_
             const char* ended = nullptr;
             c->idle = true;
             if (s.idling() && exec && exec->selected()) {
-                auto reading = idle_read(st, st->io, st->pool, c, &*exec);
+                auto reading = idle_read(st, st->io, st->pool, st->watcher, c, &*exec);
                 auto in = co_await std::move(reading);
                 bytes = std::move(in.bytes);
                 ended = in.ended;
