@@ -372,7 +372,7 @@ TEST_SUITE("imapd")
         SUBCASE("in an EXAMINEd folder nothing is ever set")
         {
             f.select("s EXAMINE INBOX");
-            for (const char* cmd : {"a FETCH 1 BODY[]", "a FETCH 1 RFC822", "a FETCH 1 BODY[TEXT]"}) {
+            for (const std::string cmd : {"a FETCH 1 BODY[]", "a FETCH 1 RFC822", "a FETCH 1 BODY[TEXT]"}) {
                 CAPTURE(cmd);
                 CHECK(f.text(cmd).find("FLAGS") == std::string::npos);
             }
@@ -381,12 +381,36 @@ TEST_SUITE("imapd")
         }
     }
 
+    TEST_CASE("FETCH BINARY[] sets \\Seen like BODY[] (RFC 3516 4.2)")
+    {
+        fixture f;
+        f.three();
+        f.select();
+        CHECK(f.text("a FETCH 3 BINARY[1]") == "* 3 FETCH (BINARY[1] {6}\r\nbody\r\n FLAGS (\\Seen \\Recent))\r\n"
+                                               "a OK FETCH completed\r\n");
+        CHECK(fs::exists(f.root + "/cur/300.Qc.mx:2,S"));
+    }
+
+    TEST_CASE("CONDSTORE parameters are refused: it is not offered (RFC 7162)")
+    {
+        fixture f;
+        f.three();
+        CHECK(f.text("a SELECT INBOX (CONDSTORE)") == "a BAD [CLIENTBUG] SELECT parameters are not supported\r\n");
+        f.select();
+        CHECK(f.text("b FETCH 1 (FLAGS) (CHANGEDSINCE 1)") == "b BAD [CLIENTBUG] MODSEQ needs CONDSTORE\r\n");
+        CHECK(f.text("c FETCH 1 (FLAGS MODSEQ)") == "c BAD [CLIENTBUG] MODSEQ needs CONDSTORE\r\n");
+        CHECK(f.text("d STORE 1 (UNCHANGEDSINCE 5) +FLAGS (\\Seen)") ==
+              "d BAD [CLIENTBUG] UNCHANGEDSINCE needs CONDSTORE\r\n");
+        CHECK(f.text("e STATUS INBOX (HIGHESTMODSEQ)") == "e BAD [CLIENTBUG] HIGHESTMODSEQ needs CONDSTORE\r\n");
+        CHECK(fs::exists(f.root + "/new/100.Qa.mx"));
+    }
+
     TEST_CASE("FETCH of a sequence number past the end is BAD (RFC 9051 9 seq-number)")
     {
         fixture f;
         f.three();
         f.select();
-        for (const char* cmd : {"a FETCH 4 FLAGS", "a FETCH 2:4 FLAGS", "a FETCH 5:* FLAGS"}) {
+        for (const std::string cmd : {"a FETCH 4 FLAGS", "a FETCH 2:4 FLAGS", "a FETCH 5:* FLAGS"}) {
             CAPTURE(cmd);
             CHECK(f.text(cmd) == "a BAD [CLIENTBUG] Invalid message sequence number\r\n");
         }
@@ -497,7 +521,8 @@ TEST_SUITE("imapd")
              "cur/100.Qa.mx:2,T"},
         };
         for (const auto& s : steps) {
-            CAPTURE(s.command);
+            const std::string command = s.command;
+            CAPTURE(command);
             CHECK(f.text(s.command) == std::string(s.answer) + "a OK STORE completed\r\n");
             CHECK(fs::exists(f.root + "/" + s.file));
         }
@@ -534,7 +559,7 @@ TEST_SUITE("imapd")
         SUBCASE("read-write")
         {
             f.select();
-            for (const char* flag : {"\\Recent", "\\Important"}) {
+            for (const std::string flag : {"\\Recent", "\\Important"}) {
                 CAPTURE(flag);
                 CHECK(f.text(std::string("a STORE 1 +FLAGS (") + flag + ")") ==
                       "a BAD [CLIENTBUG] Invalid flag in STORE\r\n");
@@ -606,6 +631,18 @@ TEST_SUITE("imapd")
         }
     }
 
+    TEST_CASE("MOVE into the selected folder itself expunges and re-adds under a new UID (RFC 6851 3.3)")
+    {
+        fixture f;
+        f.three();
+        f.select();
+        const auto o = f.text("a MOVE 1 INBOX");
+        CHECK(o.starts_with("* OK [COPYUID 1764165000 1 4] Moved\r\n* 1 EXPUNGE\r\n* 3 EXISTS\r\n"));
+        CHECK(o.ends_with("a OK MOVE completed\r\n"));
+        CHECK(f.text("b FETCH 1:* UID") == "* 1 FETCH (UID 2)\r\n* 2 FETCH (UID 3)\r\n* 3 FETCH (UID 4)\r\n"
+                                           "b OK FETCH completed\r\n");
+    }
+
     TEST_CASE("COPY and MOVE to a missing folder are NO [TRYCREATE] (RFC 9051 6.4.7)")
     {
         fixture f;
@@ -648,6 +685,29 @@ TEST_SUITE("imapd")
             CHECK(f.text("e FETCH 2 (FLAGS INTERNALDATE)") ==
                   "* 2 FETCH (FLAGS () INTERNALDATE \"26-Nov-2025 13:50:00 +0000\")\r\ne OK FETCH completed\r\n");
         }
+        SUBCASE("the date's zone is applied; the epoch itself is a date like any other")
+        {
+            struct when {
+                const char* date;
+                const char* internal; // as FETCH INTERNALDATE gives it back (UTC)
+            };
+            const when dates[] = {
+                {"\"01-Feb-2024 23:30:00 +0100\"", "\"01-Feb-2024 22:30:00 +0000\""},
+                {"\" 1-Jan-1970 00:00:01 +0000\"", "\"01-Jan-1970 00:00:01 +0000\""},
+                {"\" 1-Jan-1970 00:00:00 +0000\"", "\"01-Jan-1970 00:00:00 +0000\""},
+            };
+            std::uint32_t uid = 1;
+            for (const auto& d : dates) {
+                const std::string date = d.date;
+                CAPTURE(date);
+                ++uid;
+                const auto o = f.text("d APPEND Archive " + std::string(d.date) + " " + literal(msg));
+                CHECK(o.ends_with("d OK [APPENDUID " + v + " " + std::to_string(uid) + "] APPEND completed\r\n"));
+                CHECK(f.text("e UID FETCH " + std::to_string(uid) + " INTERNALDATE") ==
+                      "* " + std::to_string(uid) + " FETCH (UID " + std::to_string(uid) + " INTERNALDATE " +
+                          d.internal + ")\r\ne OK FETCH completed\r\n");
+            }
+        }
         SUBCASE("an invalid flag is BAD")
         {
             CHECK(f.text("d APPEND Archive (\\Recent) " + literal(msg)) ==
@@ -686,7 +746,7 @@ TEST_SUITE("imapd")
         fixture f;
         CHECK(f.text("a CREATE Work") == "a OK CREATE completed\r\n");
         CHECK(fs::is_directory(f.root + "/.Work/cur"));
-        for (const char* cmd : {"b CREATE Work", "b CREATE INBOX", "b CREATE inbox", "b CREATE Work."}) {
+        for (const std::string cmd : {"b CREATE Work", "b CREATE INBOX", "b CREATE inbox", "b CREATE Work."}) {
             CAPTURE(cmd);
             CHECK(f.text(cmd) == "b NO [ALREADYEXISTS] Mailbox already exists\r\n");
         }
@@ -757,6 +817,17 @@ TEST_SUITE("imapd")
         CHECK(f.text("d SUBSCRIBE \"a..b\"") == "d NO [CANNOT] Invalid mailbox name\r\n");
     }
 
+    TEST_CASE("LSUB with % shows the unsubscribed parent of a subscribed child as \\Noselect (RFC 3501 6.3.9)")
+    {
+        fixture f;
+        REQUIRE(f.text("c CREATE Work.2024") == "c OK CREATE completed\r\n");
+        REQUIRE(f.text("a SUBSCRIBE Work.2024") == "a OK SUBSCRIBE completed\r\n");
+        // "A "%" wildcard to LSUB must return foo, not foo/bar, in the LSUB
+        // response, and it MUST be flagged with the \Noselect attribute."
+        CHECK(f.text("l LSUB \"\" \"%\"") == "* LSUB (\\Noselect) \".\" \"Work\"\r\nl OK LSUB completed\r\n");
+        CHECK(f.text("m LSUB \"\" \"Work.%\"") == "* LSUB () \".\" \"Work.2024\"\r\nm OK LSUB completed\r\n");
+    }
+
     // ---- RFC 9051 6.3.9 LIST, RFC 5258, RFC 6154, RFC 5819 ----------------
 
     TEST_CASE("LIST \"\" \"\" gives the hierarchy separator (RFC 9051 6.3.9)")
@@ -791,6 +862,15 @@ TEST_SUITE("imapd")
                                                         "e OK LIST completed\r\n");
         CHECK(f.text("f LIST \"\" \"*\" RETURN (STATUS (HIGHESTMODSEQ))") ==
               "f BAD [CLIENTBUG] HIGHESTMODSEQ needs CONDSTORE\r\n");
+    }
+
+    TEST_CASE("INBOX with an inferior is \\HasChildren (RFC 9051 7.3.1)")
+    {
+        fixture f;
+        REQUIRE(f.text("c CREATE INBOX.Sub") == "c OK CREATE completed\r\n");
+        CHECK(f.text("a LIST \"\" \"INBOX*\"") == "* LIST (\\HasChildren) \".\" \"INBOX\"\r\n"
+                                                 "* LIST (\\HasNoChildren) \".\" \"INBOX.Sub\"\r\n"
+                                                 "a OK LIST completed\r\n");
     }
 
     TEST_CASE("LIST RETURN (STATUS ...) adds a STATUS line per folder (RFC 5819)")
@@ -949,7 +1029,7 @@ TEST_SUITE("imapd")
         fixture f;
         f.three();
         f.select();
-        for (const char* cmd : {"a SEARCH CHARSET KOI8-R TEXT x", "a UID SEARCH CHARSET KOI8-R ALL"}) {
+        for (const std::string cmd : {"a SEARCH CHARSET KOI8-R TEXT x", "a UID SEARCH CHARSET KOI8-R ALL"}) {
             CAPTURE(cmd);
             CHECK(f.text(cmd) == "a NO [BADCHARSET (UTF-8 US-ASCII)] Charset not supported\r\n");
         }
