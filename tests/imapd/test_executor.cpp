@@ -271,6 +271,15 @@ TEST_SUITE("imapd")
             fs::rename(f.root + "/new/300.Qc.mx", f.root + "/cur/300.Qc.mx:2,FS");
             CHECK(f.text("n NOOP") == "* 3 FETCH (FLAGS (\\Flagged \\Seen \\Recent) UID 3)\r\nn OK NOOP completed\r\n");
         }
+        SUBCASE("a keyword set by another session is FETCH FLAGS too")
+        {
+            auto v = f.other.open("INBOX");
+            REQUIRE(v);
+            const std::uint32_t one[] = {1};
+            const std::string_view kw[] = {"$Important"};
+            REQUIRE(f.other.store_flags(*v, one, mailbox::flag_change::add, *mailbox::parse_flags(kw)));
+            CHECK(f.text("n NOOP") == "* 1 FETCH (FLAGS ($Important \\Recent) UID 1)\r\nn OK NOOP completed\r\n");
+        }
         SUBCASE("CHECK is a NOOP")
         {
             f.deliver("400.Qd.mx", 400);
@@ -544,6 +553,8 @@ TEST_SUITE("imapd")
               "a OK STORE completed\r\n");
         CHECK(f.text("b UID STORE 2 -FLAGS.SILENT (\\Flagged)") == "b OK STORE completed\r\n");
         CHECK(fs::exists(f.root + "/cur/200.Qb.mx:2,S"));
+        // The view's own changes are not reported back to it.
+        CHECK(f.text("n NOOP") == "n OK NOOP completed\r\n");
     }
 
     TEST_CASE("STORE is refused read-only (NO) and for \\Recent or past the end (BAD)")
