@@ -180,8 +180,16 @@ std::string executor::report_changes(bool& close)
     if (!view_)
         return {};
     auto changes = store_.sync(*view_);
-    if (!changes)
+    if (!changes) {
+        if (is(changes.error(), util::errc::not_found) || changes.error() == std::errc::no_such_file_or_directory) {
+            // Deleted by another session or tool: nothing the client holds
+            // is valid any more (Dovecot says BYE too).
+            close = true;
+            view_.reset();
+            return "* BYE [UNAVAILABLE] The mailbox was deleted; please reconnect\r\n";
+        }
         return {}; // the folder could not be read this time: nothing is reported, the view stays
+    }
     if (changes->uidvalidity_changed) {
         // RFC 9051 2.3.1.1: UIDs must not change under a selected client;
         // the only honest answer is to end the session.
@@ -463,10 +471,11 @@ imap::outcome executor::cmd_rename(const imap::command& c)
     if (!from || !to)
         return finish({}, imap::tagged(c.tag, status::no, response_code::cannot, "Invalid mailbox name"));
     if (view_) {
-        // The selected folder's directory would move under its view: Maildir
-        // files are found by path. Clients rename folders they have not open.
+        // The selected folder's directory would move under its view (renaming
+        // it or a superior, whose inferiors follow): Maildir files are found
+        // by path. Clients rename folders they have not open.
         auto canon = mailbox::canonical_folder_name(*from);
-        if (canon && *canon == view_->name())
+        if (canon && (*canon == view_->name() || view_->name().starts_with(*canon + mailbox::separator)))
             return finish({}, imap::tagged(c.tag, status::no, response_code::inuse,
                                               "The mailbox is selected; close it first"));
     }
@@ -537,8 +546,29 @@ imap::outcome executor::cmd_list(const imap::command& c)
                     out += "* STATUS " + wire_name(e.name) + " " + status_values(*st, a.status, 0) + "\r\n";
             }
         }
+        if (lsub && pattern.find('%') != std::string::npos)
+            out += lsub_parents(*utf8, seen);
     }
     return finish(std::move(out), done);
+}
+
+std::string executor::lsub_parents(const std::string& pattern, std::set<std::string>& listed) const
+{
+    // RFC 3501 6.3.9: with "%", LSUB returns the level a subscribed name
+    // lies below even when that level is not subscribed, as \Noselect
+    // ("foo" for a subscribed "foo.bar" and the pattern "%").
+    std::string out;
+    auto subs = store_.subscriptions();
+    if (!subs)
+        return out;
+    for (const auto& name : *subs)
+        for (auto dot = name.find(mailbox::separator); dot != std::string::npos;
+             dot = name.find(mailbox::separator, dot + 1)) {
+            const auto parent = name.substr(0, dot);
+            if (mailbox::pattern_matches(pattern, parent) && listed.insert(parent).second)
+                out += "* LSUB (\\Noselect) \".\" " + wire_name(parent) + "\r\n";
+        }
+    return out;
 }
 
 imap::outcome executor::cmd_status(const imap::command& c)
@@ -579,7 +609,9 @@ imap::outcome executor::cmd_append(const imap::command& c)
     // must not (BINARY is not offered, so clients should never send it).
     if (a.message.find('\0') != std::string::npos)
         return finish({}, imap::tagged(c.tag, status::no, response_code::cannot, "NUL octets in the message"));
-    const std::int64_t when = a.internal_date ? epoch_of(*a.internal_date) : 0;
+    std::optional<std::int64_t> when;
+    if (a.internal_date)
+        when = epoch_of(*a.internal_date);
     auto r = store_.append(*name, a.message, *flags, when);
     if (!r)
         return finish({}, refusal(c.tag, r.error(), response_code::trycreate));

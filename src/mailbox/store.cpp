@@ -889,7 +889,7 @@ util::result<std::string> store::read(const folder_view& view, std::uint32_t uid
 }
 
 util::result<append_result> store::append(std::string_view folder, std::string_view bytes, const flag_set& flags,
-                                          std::int64_t internal_date)
+                                          std::optional<std::int64_t> internal_date)
 {
     auto path = folder_path(folder, true);
     if (!path)
@@ -907,7 +907,7 @@ util::result<append_result> store::append(std::string_view folder, std::string_v
             return st.error();
         if (st->index.uidnext == std::numeric_limits<std::uint32_t>::max())
             return util::errc::limit;
-        if (auto w = deliver_bytes(*path, unique, file, bytes, internal_date != 0 ? internal_date : now); !w)
+        if (auto w = deliver_bytes(*path, unique, file, bytes, internal_date.value_or(now)); !w)
             return w.error();
         const std::uint32_t uid = st->index.uidnext++;
         st->index.entries.push_back({uid, unique, flags.keywords});

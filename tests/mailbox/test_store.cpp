@@ -314,7 +314,7 @@ TEST_SUITE("mailbox")
 
         SUBCASE("a special-use folder is created on the first append")
         {
-            auto s = f.store.append("Sent", msg, {}, 0);
+            auto s = f.store.append("Sent", msg, {});
             REQUIRE(s);
             CHECK(s->uid == 1);
             CHECK(fs::exists(f.root + "/.Sent/maildirfolder"));
@@ -325,7 +325,7 @@ TEST_SUITE("mailbox")
         }
         SUBCASE("any other missing folder is not created")
         {
-            CHECK(f.store.append("Nope", msg, {}, 0).error() == util::errc::not_found);
+            CHECK(f.store.append("Nope", msg, {}).error() == util::errc::not_found);
             CHECK_FALSE(fs::exists(f.root + "/.Nope"));
         }
     }
@@ -578,7 +578,7 @@ TEST_SUITE("mailbox")
         REQUIRE(f.store.store_flags(a, one, mailbox::flag_change::add, flags({"\\Seen", "$X"})));
         REQUIRE(f.store.store_flags(a, two, mailbox::flag_change::add, flags({"\\Deleted"})));
         REQUIRE(f.store.expunge(a));
-        REQUIRE(f.store.append("INBOX", "new\r\n", {}, 0));
+        REQUIRE(f.store.append("INBOX", "new\r\n", {}));
 
         auto c = f.store.sync(b);
         REQUIRE(c);
@@ -673,7 +673,7 @@ TEST_SUITE("mailbox")
             threads.emplace_back([&, t] {
                 mailbox::store s(f.root, f.clock, {"mx.test", 1000});
                 for (int i = 0; i < per_appender; ++i)
-                    if (auto a = s.append("INBOX", "appended\r\n", {}, 0))
+                    if (auto a = s.append("INBOX", "appended\r\n", {}))
                         appended[t].push_back(a->uid);
             });
         threads.emplace_back([&] { // local delivery: tmp/ then new/, no lock

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,7 @@ private:
     imap::outcome cmd_store(const imap::command& c);
     imap::outcome cmd_copy(const imap::command& c);
     imap::outcome fetch_piece();
+    std::string lsub_parents(const std::string& pattern, std::set<std::string>& listed) const;
 
     // The view's messages a set names (0-based indices, ascending); nullopt
     // when a sequence number is past the end (RFC 9051 6.4: BAD).

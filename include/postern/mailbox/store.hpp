@@ -40,6 +40,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -210,10 +211,11 @@ public:
     // The message as stored; errc::not_found when it is gone.
     util::result<std::string> read(const folder_view& view, std::uint32_t uid) const;
 
-    // RFC 9051 6.3.12 APPEND into cur/ with flags; internal_date 0 means now.
+    // RFC 9051 6.3.12 APPEND into cur/ with flags; no internal_date means now
+    // (seconds since the epoch; 0 is 1970-01-01, a date like any other).
     // errc::not_found for a missing folder (the session adds [TRYCREATE]).
     util::result<append_result> append(std::string_view folder, std::string_view message, const flag_set& flags,
-                                       std::int64_t internal_date = 0);
+                                       std::optional<std::int64_t> internal_date = std::nullopt);
     // RFC 9051 6.4.7 COPY, RFC 6851 MOVE of the view's messages among uids
     // (others ignored). Keeps flags, keywords and internal date.
     util::result<copy_result> copy(folder_view& view, std::span<const std::uint32_t> uids, std::string_view to);
