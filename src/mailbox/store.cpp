@@ -582,7 +582,9 @@ util::result<void> store::create(std::string_view name)
     auto canonical = canonical_folder_name(name);
     if (!canonical)
         return canonical.error();
-    if (is_inbox(*canonical))
+    // INBOX and the special-use folders exist for every user (LIST shows
+    // them) even before they are on disk: CREATE of one is ALREADYEXISTS.
+    if (is_inbox(*canonical) || special_use_of(*canonical) != special_use::none)
         return util::errc::exists;
     if (auto r = make_maildir(root_); !r)
         return r;
@@ -644,8 +646,8 @@ util::result<void> store::rename(std::string_view from, std::string_view to)
     auto target = canonical_folder_name(to);
     if (!target)
         return target.error();
-    if (is_inbox(*target) || *source == *target)
-        return util::errc::exists;
+    if (is_inbox(*target) || special_use_of(*target) != special_use::none || *source == *target)
+        return util::errc::exists; // as for create(): these always exist
     auto to_dir = folder_dir(*target);
     if (!to_dir)
         return to_dir.error();

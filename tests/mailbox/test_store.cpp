@@ -411,6 +411,13 @@ TEST_SUITE("mailbox")
         CHECK(f.store.rename("X.B", "X").error() == util::errc::exists);
         CHECK(f.store.rename("Nope", "Y").error() == util::errc::not_found);
         CHECK(f.store.rename("X", "INBOX").error() == util::errc::exists);
+        // The special-use folders exist before they do on disk (LIST shows
+        // them): neither CREATE nor RENAME may make one of its own.
+        CHECK_FALSE(fs::exists(f.root + "/.Sent"));
+        CHECK(f.store.create("Sent").error() == util::errc::exists);
+        CHECK(f.store.rename("X.B.C", "Trash").error() == util::errc::exists);
+        REQUIRE(f.store.create("Sent.2026")); // below one: an ordinary folder
+        CHECK(fs::is_directory(f.root + "/.Sent.2026/cur"));
 
         REQUIRE(f.store.remove("X.B"));
         CHECK_FALSE(fs::exists(f.root + "/.X.B"));
