@@ -514,9 +514,10 @@ class ImapServer:
     STARTTLS (self.imap), one with implicit TLS (self.imaps) and a POP3
     listener (self.pop3)."""
 
-    def __init__(self, make_server, pw_hash, plaintext_loopback=True, auth=None, tls=None):
+    def __init__(self, make_server, pw_hash, plaintext_loopback=True, auth=None, tls=None, extra=None):
         over = {"users": [{"address": ALICE, "password": pw_hash}, {"address": BOB, "password": pw_hash}],
-                "auth": {"plaintext_loopback": plaintext_loopback, "failure_delay_ms": 10, **(auth or {})}}
+                "auth": {"plaintext_loopback": plaintext_loopback, "failure_delay_ms": 10, **(auth or {})},
+                **(extra or {})}
         if tls is not None:
             over["tls"] = tls
         srv = make_server(over, start=False)
@@ -1182,8 +1183,12 @@ def test_create_rename_delete_folders_on_disk(imap):
         for cmd in ("DELETE Nothing", "RENAME Nothing Else", "SELECT Nothing"):
             r = c.command(cmd)
             assert r.status == "NO" and r.code == "NONEXISTENT", (cmd, r)
+        # the special-use folders exist for LIST before they do on disk; CREATE and RENAME agree
+        assert not (base / ".Sent").exists() and not (base / ".Trash").exists()
         r = c.command("RENAME Work Sent")
-        assert r.status == "NO", r
+        assert r.status == "NO" and r.code == "ALREADYEXISTS", r
+        r = c.command("CREATE Trash")
+        assert r.status == "NO" and r.code == "ALREADYEXISTS", r
         # non-ASCII: modified UTF-7 on the wire and on disk
         c.ok(f"CREATE {mutf7('Entwürfe')}")
         assert (base / ".Entw&APw-rfe" / "cur").is_dir(), sorted(p.name for p in base.iterdir())
@@ -1323,6 +1328,36 @@ def test_pop3_retr_and_dele_reach_a_selected_imap_session(imap):
             {1: (ids["m1@client.test"][1], {"\\Seen"})}, r
 
 
+def test_changes_by_other_maildir_tools_reach_a_selected_session(imap):
+    """Flags live in the file names "so other Maildir tools agree": a rename
+    by another tool is a flag change, an unlinked file an expunge, a file
+    dropped into new/ a new message."""
+    imap.deliver(ALICE, MESSAGES)
+    with imap.session(folder="INBOX") as c:
+        ids = c.msgmap()
+        files = imap.by_msgid(ALICE)
+        path = files["m1@client.test"][0]
+        cur = path.parent.parent / "cur"
+        path.rename(cur / (unique(path) + ":2," + "".join(sorted(letters(path) + "F"))))
+        files["m2@client.test"][0].unlink()
+        dropped = msg(70, "dropped by another MDA")
+        tmp = imap.folder_dir(ALICE) / "tmp" / "1800000000.M1P1.othertool"
+        tmp.write_bytes(dropped)
+        tmp.rename(imap.folder_dir(ALICE) / "new" / tmp.name)
+        r = c.ok("NOOP")
+        assert numbered(r.untagged, "EXPUNGE") == [ids["m2@client.test"][0]], r
+        assert numbered(r.untagged, "EXISTS"), r
+        assert any("\\Flagged" in flagset(i.get("FLAGS", [])) for i in fetches(r.untagged).values()), r
+        r = c.ok("FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+        got = {msgid_of(next(v for k, v in i.items() if k.startswith("BODY["))): (int(i["UID"]), flagset(i["FLAGS"]))
+               for i in fetches(r.untagged).values()}
+        assert got == {"m1@client.test": (ids["m1@client.test"][1], {"\\Flagged"}),
+                       "m3@client.test": (ids["m3@client.test"][1], set()),
+                       "m70@client.test": (4, set())}, r
+        r = c.ok("UID FETCH 4 (BODY.PEEK[])")
+        assert next(iter(fetches(r.untagged).values()))["BODY[]"] == dropped
+
+
 def test_two_sessions_on_one_folder_see_flags_expunges_and_new_mail(imap):
     imap.deliver(ALICE, MESSAGES)
     with imap.session(folder="INBOX") as a, imap.session(folder="INBOX") as b:
@@ -1385,6 +1420,16 @@ def test_idle_sees_a_delivery_and_another_sessions_flags(imap):
                 if f:
                     assert flagset(f[1]["FLAGS"]) == {"\\Flagged"}, extra
                     break
+        # POP3 deletes the first message: EXPUNGE at once, no command needed
+        import poplib
+        p = poplib.POP3("127.0.0.1", imap.pop3, timeout=TIMEOUT)
+        assert p.user(BOB).startswith(b"+OK") and p.pass_(PASSWORD).startswith(b"+OK")
+        first = next(n for n in (1, 2) if b"<m39@client.test>" in b"\r\n".join(p.top(n, 0)[1]))
+        p.dele(first)
+        assert p.quit().startswith(b"+OK")
+        got = []
+        while b"* 1 EXPUNGE" not in got:
+            got.append(c.read(timeout=5))
         c.send("DONE\r\n")
         r = c.finish(tag)
         assert r.status == "OK", r
@@ -1515,6 +1560,37 @@ def test_append_past_appendlimit_is_refused_before_the_literal(imap):
     assert imap.files(ALICE) == {}
 
 
+def test_a_non_synchronizing_literal_over_the_limit_is_never_run_as_commands(make_server, pw_hash):
+    """APPEND with a LITERAL+ literal one octet over APPENDLIMIT whose bytes
+    look like commands: refused with [TOOBIG] (NO, or BAD per RFC 7888 4),
+    its bytes skipped or the connection closed; none of them runs."""
+    imap = ImapServer(make_server, pw_hash, extra={"limits": {"message_size": 50000}})
+    with imap.session() as c:
+        limit = [int(x.split("=")[1]) for x in c.capabilities() if x.upper().startswith("APPENDLIMIT=")]
+        assert limit == [50000], limit
+        line = b"X9 CREATE Injected\r\n"
+        payload = (line * (limit[0] // len(line) + 1))[:limit[0] + 1]
+        try:
+            c.send(b"A1 APPEND INBOX {%d+}\r\n" % len(payload) + payload + b"\r\nA2 NOOP\r\n")
+        except OSError:
+            pass   # closed while we were sending: allowed
+        lines = []
+        try:
+            while not any(l.startswith(b"A2 ") for l in lines):
+                lines.append(c.read())
+        except (EOFError, OSError):
+            assert any(l.startswith(b"* BYE") for l in lines), lines   # closing, then with BYE
+        a1 = [l for l in lines if l.startswith(b"A1 ")]
+        assert len(a1) <= 1 and (not a1 or (re.match(rb"A1 (NO|BAD) ", a1[0]) and code_of(a1[0]) == "TOOBIG")), lines
+        assert a1 or any(l.startswith(b"* BYE") for l in lines), lines
+        assert not [l for l in lines if l.startswith(b"X9 ")], lines
+    assert not imap.folder_dir(ALICE, "Injected").exists()
+    assert imap.files(ALICE) == {}
+    with imap.session() as c:
+        r = c.ok('LIST "" "*"')
+        assert "Injected" not in list_entries(r.untagged)
+
+
 def test_a_line_over_64k_is_bad_and_the_server_goes_on(imap):
     with imap.session() as c:
         c.send(b"A1 NOOP " + b"x" * 70000 + b"\r\n")
@@ -1576,7 +1652,9 @@ def test_sigterm_ends_an_open_session_with_bye_and_exit_0(imap):
 def test_curl_fetches_by_uid_lists_and_examines(make_server, pw_hash, scheme):
     imap = ImapServer(make_server, pw_hash, plaintext_loopback=False)
     stored = imap.deliver(ALICE, MESSAGES[:2])
-    with imap.session(folder="INBOX") as c:
+    with imap.raw(tls=True) as c:
+        c.login()
+        c.ok("EXAMINE INBOX")
         uids = {k: u for k, (_, u) in c.msgmap().items()}
     port = imap.imap if scheme == "imap" else imap.imaps
     base = ["curl", "-sS", "--max-time", str(TIMEOUT), "-k", "--user", f"{ALICE}:{PASSWORD}"]
