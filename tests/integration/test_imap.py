@@ -481,13 +481,18 @@ def search_result(untagged):
     return {int(n) for n in found[0].split()[2:]}
 
 
-def expand_set(s):
-    out = set()
+def expand_list(s):
+    """'1,3:5' -> [1, 3, 4, 5] (ranges ascending, the order kept)."""
+    out = []
     for part in s.split(","):
         a, _, b = part.partition(":")
         lo, hi = sorted((int(a), int(b or a)))
-        out.update(range(lo, hi + 1))
+        out.extend(range(lo, hi + 1))
     return out
+
+
+def expand_set(s):
+    return set(expand_list(s))
 
 
 def client_ctx():
@@ -652,6 +657,7 @@ def test_plaintext_loopback_login_and_the_advertised_capabilities(imap):
     # an empty mailbox (no Maildir yet) selects fine
     typ, data = m.select("INBOX")
     assert (typ, data) == ("OK", [b"0"])
+    assert m.search(None, "ALL") == ("OK", [b""])
     m.logout()
 
 
@@ -669,6 +675,25 @@ def test_imaps_with_authenticate_plain_initial_response_and_continuation(make_se
         r = c.ok("SELECT INBOX")
         assert numbered(r.untagged, "EXISTS") == [1]
         c.ok("LOGOUT")
+    # (at most two failures per connection: the third would end it, auth.max_failures)
+    with imap.raw(tls=True) as c:
+        # a cancelled exchange (RFC 9051 6.2.2: "*" -> BAD)
+        tag = c.tag()
+        c.send(f"{tag} AUTHENTICATE PLAIN\r\n")
+        assert c.read().startswith(b"+"), "no continuation for AUTHENTICATE without an initial response"
+        c.send("*\r\n")
+        r = c.finish(tag)
+        assert r.status == "BAD", r
+        # an authorization identity other than the authenticated one: refused (RFC 4616 2)
+        zid = base64.b64encode(f"{BOB}\0{ALICE}\0{PASSWORD}".encode()).decode()
+        r = c.command(f"AUTHENTICATE PLAIN {zid}")
+        assert r.status == "NO", r
+    with imap.raw(tls=True) as c:
+        # an unknown user and a wrong password look the same (no user enumeration)
+        r1 = c.command('LOGIN "nobody@example.test" "secret"')
+        r2 = c.command('LOGIN "alice@example.test" "not the password"')
+        assert (r1.status, r1.code) == (r2.status, r2.code) == ("NO", "AUTHENTICATIONFAILED"), (r1, r2)
+        assert r1.tagged.split(b" ", 1)[1] == r2.tagged.split(b" ", 1)[1], (r1, r2)
     # imaplib's AUTHENTICATE waits for the empty challenge and answers it
     m = imap.imaplib_ssl()
     typ, _ = m.authenticate("PLAIN", lambda challenge: f"\0{ALICE}\0{PASSWORD}".encode())
@@ -812,6 +837,63 @@ def test_fetch_gives_back_the_maildir_files_byte_for_byte(imap):
     assert letters(imap.by_msgid(ALICE)["m1@client.test"][0]) == "", "BODY.PEEK / RFC822.HEADER set \\Seen"
     f = imaplib_fetch(m, str(seq), "(RFC822.TEXT)")[seq]
     assert f["RFC822.TEXT"] == body
+    m.logout()
+
+
+def test_fetch_and_search_edge_cases(imap):
+    stored = imap.deliver(ALICE, MESSAGES)
+    with imap.session() as c:
+        r = c.ok("SELECT inbox")   # INBOX is case-insensitive (RFC 9051 5.1)
+        assert numbered(r.untagged, "EXISTS") == [3], r
+        r = c.ok('LIST "" "inbox"')
+        assert list(list_entries(r.untagged)) == ["INBOX"], r
+        ids = c.msgmap()
+        top = max(u for _, u in ids.values())
+        # "*" is the highest UID, so 999:* is top:999 and names the last message (RFC 9051 6.4.8)
+        r = c.ok("UID FETCH 999:* (UID)")
+        assert [int(i["UID"]) for i in fetches(r.untagged).values()] == [top], r
+        r = c.ok("UID SEARCH UID 999:*")
+        assert search_result(r.untagged) == {top}, r
+        seq1 = ids["m3@client.test"][0]
+        data = stored["m3@client.test"][1]
+        body = data.split(b"\r\n\r\n", 1)[1]
+        r = c.ok(f"FETCH {seq1} (BODY.PEEK[HEADER.FIELDS (X-NOT-PRESENT)] BODY.PEEK[]<100000.10> BODY.PEEK[1]"
+                 f" BODY.PEEK[]<{len(data) - 5}.100>)")
+        f = fetches(r.untagged)[seq1]
+        assert f["BODY[HEADER.FIELDS (X-NOT-PRESENT)]"] == b"\r\n", f   # just the blank line
+        assert f["BODY[]<100000>"] == b"", f                              # origin past the end: empty
+        assert f["BODY[1]"] == body, f                                     # part 1 of a single-part message
+        assert f[f"BODY[]<{len(data) - 5}>"] == data[-5:], f              # cut short at the end
+        r = c.ok(f"FETCH {seq1} FAST")
+        assert set(fetches(r.untagged)[seq1]) == {"FLAGS", "INTERNALDATE", "RFC822.SIZE"}, r
+        r = c.ok(f"FETCH {seq1} ALL")
+        assert set(fetches(r.untagged)[seq1]) == {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"}, r
+        r = c.command("FETCH 4 (FLAGS)")
+        assert r.status in ("BAD", "NO") and not fetches(r.untagged), r   # no message 4
+        r = c.command("FETCH 1 (NOSUCHITEM)")
+        assert r.status == "BAD", r
+        assert all(letters(p) == "" for p, _ in imap.files(ALICE).values())
+
+
+def test_a_4mb_message_over_imaps_and_back_by_append(imap):
+    big = msg(80, "big", [f"{n:08d} " + "x" * 66 for n in range(55000)])
+    assert len(big) > 4_000_000
+    stored = imap.deliver(ALICE, [big])
+    (path, data), = stored.values()
+    m = imap.imaplib_ssl()
+    m.login(ALICE, PASSWORD)
+    m.select("INBOX")
+    f = imaplib_fetch(m, "1", "(RFC822.SIZE BODY.PEEK[])")[1]
+    assert int(f["RFC822.SIZE"]) == len(data) and f["BODY[]"] == data
+    pieces = b""
+    for origin in range(0, len(data), 1_000_000):   # how some clients fetch big messages
+        f = imaplib_fetch(m, "1", f"(BODY.PEEK[]<{origin}.1000000>)")[1]
+        pieces += f[f"BODY[]<{origin}>"]
+    assert pieces == data
+    typ, resp = m.append("Drafts", "(\\Draft)", None, big)
+    assert typ == "OK", resp
+    (dpath, ddata), = imap.files(ALICE, "Drafts").values()
+    assert ddata == big and letters(dpath) == "D"
     m.logout()
 
 
@@ -1075,6 +1157,12 @@ def test_append_with_flags_and_date_reports_appenduid_and_writes_the_file(imap):
     (items,) = imaplib_fetch(m, "1", "(FLAGS)").values()
     assert flagset(items["FLAGS"]) == {"$Important"}
     m.logout()
+    # APPEND to the selected folder: EXISTS with the APPEND or at the next command
+    with imap.session(folder="INBOX") as c:
+        r = c.ok("APPEND INBOX", Lit(msg(13)))
+        n = numbered(r.untagged, "EXISTS") + numbered(c.ok("NOOP").untagged, "EXISTS")
+        assert n == [2], n
+        assert set(c.msgmap()) == {"m11@client.test", "m13@client.test"}
 
 
 def test_copy_and_move_report_copyuid_and_move_the_files(imap):
@@ -1083,7 +1171,7 @@ def test_copy_and_move_report_copyuid_and_move_the_files(imap):
         uidvalidity = select_info(c.ok("SELECT INBOX"))["uidvalidity"]
         ids = c.msgmap()
         (_, u1), (s2, u2), (_, u3) = ids["m1@client.test"], ids["m2@client.test"], ids["m3@client.test"]
-        c.ok(f"UID STORE {u1} +FLAGS.SILENT (\\Flagged)")
+        c.ok(f"UID STORE {u1} +FLAGS.SILENT (\\Flagged $Label1)")
         c.ok("CREATE Archive")
         r = c.ok(f"UID COPY {u1} Archive")
         word, v, src, dst = r.code.split()
@@ -1109,12 +1197,23 @@ def test_copy_and_move_report_copyuid_and_move_the_files(imap):
         # sequence-number MOVE of the rest
         r = c.ok("MOVE 1:* Junk")
         assert after_expunges([1, 2], numbered(r.untagged, "EXPUNGE")) == [], r
+        cu = [x for x in codes(r.untagged) + [r.code or ""] if x.upper().startswith("COPYUID ")]
+        assert len(cu) == 1, r
+        _, junk_v, src, dst = cu[0].split()
+        moved = dict(zip(expand_list(src), expand_list(dst)))   # RFC 4315 3: in corresponding order
+        assert sorted(moved) == sorted([u1, u3]) and len(set(moved.values())) == 2, r
         assert imap.files(ALICE) == {}
         assert set(imap.by_msgid(ALICE, "Junk")) == {"m1@client.test", "m3@client.test"}
         # the UIDs in COPYUID are the destination's
         r = c.ok("SELECT Archive")
         assert select_info(r)["uidvalidity"] == archive_v
         assert c.msgmap()["m1@client.test"][1] == archive_uid
+        assert c.flags(archive_uid, uid=True) == {"\\Flagged", "$Label1"}   # keywords copied too
+        r = c.ok("SELECT Junk")
+        assert select_info(r)["uidvalidity"] == int(junk_v)
+        junk = c.msgmap()
+        assert {moved[u1]: "m1@client.test", moved[u3]: "m3@client.test"} == {u: k for k, (_, u) in junk.items()}
+        assert c.flags(moved[u1], uid=True) == {"\\Flagged", "$Label1"}
         c.ok("SELECT Trash")
         assert c.msgmap() == {"m2@client.test": (1, trash_uid)}
     assert uidvalidity > 0
