@@ -1303,6 +1303,42 @@ def test_create_rename_delete_folders_on_disk(imap):
         c.ok('SELECT "Größe"'.encode())
 
 
+def snapshot_tree(root):
+    return sorted((str(p.relative_to(root)), p.is_dir()) for p in Path(root).rglob("*")
+                  if "postern-uidlist" not in p.name and not p.name.endswith(".lock"))
+
+
+def test_folder_names_cannot_reach_outside_the_users_maildir(imap):
+    """Folder "x" is the directory ".x" beside INBOX's cur/, so a name like
+    "./bob" would be ../bob, bob's INBOX, unless the server refuses it."""
+    imap.deliver(BOB, [msg(90)])
+    imap.deliver(ALICE, [msg(91)])
+    bob_before = snapshot_tree(imap.srv.maildir(BOB))
+    domain = imap.srv.maildir(ALICE).parent
+    outside_before = sorted(p.name for p in domain.iterdir()), sorted(p.name for p in domain.parent.iterdir())
+    hostile = ["./bob", "./../example.test/bob", "/bob", "./", ".", "..", "a/../../bob", "&AC8-bob",
+               "Sent/../../bob", "./bob\u0000"]
+    with imap.session() as c:
+        for name in hostile:
+            quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for cmd in (f"SELECT {quoted}", f"EXAMINE {quoted}", f"STATUS {quoted} (MESSAGES)"):
+                r = c.command(cmd)
+                assert not numbered(r.untagged, "EXISTS") == [1] and not status_of(r.untagged), (cmd, r)
+            for cmd in (f"CREATE {quoted}", f"DELETE {quoted}", f"RENAME {quoted} Stolen",
+                        f"RENAME INBOX {quoted}", f"SUBSCRIBE {quoted}"):
+                c.command(cmd)
+            r = c.command(f"APPEND {quoted}", Lit(msg(92)))
+            r = c.command("SELECT INBOX")
+            c.command(f"UID COPY 1:* {quoted}")
+            c.command(f"UID MOVE 1:* {quoted}")
+        c.command("UNSELECT")
+    assert snapshot_tree(imap.srv.maildir(BOB)) == bob_before, "alice's commands changed bob's Maildir"
+    assert (sorted(p.name for p in domain.iterdir()), sorted(p.name for p in domain.parent.iterdir())) == \
+        outside_before, "something was created outside alice's Maildir"
+    with imap.session(BOB, folder="INBOX") as c:
+        assert set(c.msgmap()) == {"m90@client.test"}
+
+
 def test_rename_inbox_moves_its_messages_and_leaves_it_empty(imap):
     stored = imap.deliver(ALICE, MESSAGES[:2])
     with imap.session() as c:
@@ -1705,6 +1741,7 @@ def test_a_line_over_64k_is_bad_and_the_server_goes_on(imap):
         assert any(re.match(rb"^(\*|A1) BAD", l) for l in lines), lines
         bad = next(l for l in lines if re.match(rb"^(\*|A1) BAD", l))
         assert len(bad) < 1000, "the server echoed the over-long line"
+        assert code_of(bad) in ("TOOBIG", "LIMIT"), bad   # the issue: a clear BAD with an RFC 5530 code
         # either the session goes on or it ended with BYE; the server serves others
         try:
             r = c.command("NOOP")
@@ -1729,13 +1766,17 @@ def test_logout_says_bye_then_ok_then_closes(imap):
 
 def test_sigterm_ends_an_open_session_with_bye_and_exit_0(imap):
     imap.deliver(ALICE, MESSAGES[:1])
-    with imap.session(folder="INBOX") as c:
+    with imap.session(folder="INBOX") as c, imap.session(BOB, folder="INBOX") as idler:
         c.ok("STORE 1 +FLAGS (\\Flagged)")
+        tag = idler.tag()
+        idler.send(f"{tag} IDLE\r\n")
+        assert idler.read().startswith(b"+")
         imap.srv.expect_dead = True   # its exit is checked here, not at teardown
         imap.srv.proc.send_signal(signal.SIGTERM)
-        r = c.read(timeout=TIMEOUT)   # unsolicited: the server's last words
-        assert r.startswith(b"* BYE"), r
-        c.expect_eof()
+        for s in (c, idler):
+            r = s.read(timeout=TIMEOUT)   # unsolicited: the server's last words
+            assert r.startswith(b"* BYE"), r
+            s.expect_eof()
     imap.srv.proc.wait(timeout=TIMEOUT)
     assert imap.srv.proc.returncode == 0
     (path, _), = imap.files(ALICE).values()
