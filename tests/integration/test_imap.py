@@ -1238,6 +1238,7 @@ def test_expunge_uid_expunge_close_and_unselect_on_disk(imap):
         assert not numbered(r.untagged, "EXPUNGE"), r
         assert set(imap.by_msgid(ALICE)) == {order[0], order[3]}
         c.ok("SELECT INBOX")
+        c.ok("CHECK")
         r = c.ok("CLOSE")
         assert not numbered(r.untagged, "EXPUNGE"), r   # CLOSE expunges silently
         assert set(imap.by_msgid(ALICE)) == {order[3]}
@@ -1524,6 +1525,46 @@ def test_two_sessions_on_one_folder_see_flags_expunges_and_new_mail(imap):
         assert a.msgmap() == b.msgmap()
         assert set(a.msgmap()) == {"m1@client.test", "m3@client.test", "m4@client.test"}
         assert letters(imap.by_msgid(ALICE)["m3@client.test"][0]) == "R"
+
+
+def test_concurrent_appends_and_deliveries_get_distinct_ascending_uids(imap):
+    """Four sessions APPEND ten messages each while SMTP delivers ten: every
+    APPENDUID is distinct, and a fresh session sees exactly those UIDs (and
+    UIDs for the delivered ones) with nothing lost or doubled."""
+    import threading
+    results, errors = {}, []
+
+    def appender(k):
+        try:
+            with imap.session() as c:
+                for n in range(10):
+                    i = 1000 + k * 10 + n
+                    r = c.ok("APPEND INBOX", Lit(msg(i)))
+                    word, v, u = r.code.split()
+                    results[f"m{i}@client.test"] = (int(v), int(u))
+        except Exception as e:   # reported below, in the test's thread
+            errors.append(repr(e))
+
+    def deliverer():
+        try:
+            with smtplib.SMTP("127.0.0.1", imap.srv.port, local_hostname="client.test", timeout=TIMEOUT) as s:
+                for n in range(10):
+                    s.sendmail("sender@remote.test", [ALICE], msg(2000 + n))
+        except Exception as e:
+            errors.append(repr(e))
+    threads = [threading.Thread(target=appender, args=(k,)) for k in range(4)] + [threading.Thread(target=deliverer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads) and not errors, errors
+    wait_until(lambda: len(imap.files(ALICE)) == 50, TIMEOUT, "all 50 messages in the Maildir")
+    assert len({v for v, _ in results.values()}) == 1 and len({u for _, u in results.values()}) == 40, results
+    with imap.session(folder="INBOX") as c:
+        got = c.msgmap()
+        assert len(got) == 50 and len({u for _, u in got.values()}) == 50, got
+        assert {k: got[k][1] for k in results} == {k: u for k, (_, u) in results.items()}
+        assert [u for _, u in sorted(got.values())] == sorted(u for _, u in got.values())   # ascending by seq
 
 
 def test_idle_sees_a_delivery_and_another_sessions_flags(imap):
