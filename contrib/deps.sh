@@ -8,8 +8,10 @@ build_packages=(meson ninja-build g++ pkg-config cmake libasio-dev libssl-dev li
 # debconf's "No configuration": nothing of it runs until a test starts one).
 # python3-pytest-xdist: the integration suite runs on several workers (its
 # tests mostly wait on sockets and timers). fetchmail: a real POP3 client (issue 8).
+# isync: mbsync, a real IMAP client syncing with a local Maildir (issue 10; curl
+# speaks imap:// and imaps:// already).
 test_packages=(swaks openssl curl python3 python3-pytest python3-pytest-xdist python3-aiosmtpd
-               python3-dnslib postfix dovecot-core dovecot-lmtpd fetchmail clang libclang-rt-14-dev)
+               python3-dnslib postfix dovecot-core dovecot-lmtpd fetchmail isync clang libclang-rt-14-dev)
 
 ensure_packages() {
     local missing=() p
