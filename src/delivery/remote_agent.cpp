@@ -213,8 +213,10 @@ asio::awaitable<session_end> run_session(std::shared_ptr<state> st, std::shared_
                     finish(*st, *current, std::move(rs), mta);
                     used = true;
                 }
-                log::info("remote_session").kv("domain", domain).kv("host", host)
-                    .kv("result", "failed").kv("detail", f.text);
+                auto line = log::info("remote_session");
+                line.kv("domain", domain).kv("host", host).kv("result", "failed").kv("detail", f.text);
+                if (current)
+                    line.kv("id", current->id);
                 if (used)
                     co_return session_end::finished;
                 co_return f.try_next_host ? session_end::next_host : session_end::fail_rest;

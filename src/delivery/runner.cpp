@@ -515,6 +515,8 @@ void runner::finish(queue::entry& e, const std::string& message, const snapshot&
             remote_mta_.erase(e.id + "\n" + r.address);
         if (auto r = store_.remove(e.id); !r)
             log::error("queue_remove").kv("id", e.id).kv("error", r.error().message());
+        else // the last line of a message's story (Postfix's "removed")
+            log::info("removed").kv("id", e.id);
         return;
     }
     if (changed)

@@ -61,11 +61,12 @@ std::vector<std::string> restart_only(const config::settings& running, config::s
     keep(running.mail_root, next.mail_root, "mail_root", changed);
     keep(running.dns.servers, next.dns.servers, "dns", changed); // the resolver is made once
     keep(running.relay.password_file, next.relay.password_file, "relay.password_file", changed); // read as root
-    // The LMTP agent is made at start; its domains may change, its server not.
-    keep(running.delivery.lmtp, next.delivery.lmtp, "delivery.lmtp", changed);
-    keep(running.delivery.lmtp_socket, next.delivery.lmtp_socket, "delivery.lmtp", changed);
-    keep(running.delivery.lmtp_host, next.delivery.lmtp_host, "delivery.lmtp", changed);
-    keep(running.delivery.lmtp_port, next.delivery.lmtp_port, "delivery.lmtp", changed);
+    // The LMTP agent is made at start: its domains may change, its server
+    // not — and with another server (or none) the domains go with it.
+    if (running.delivery.lmtp != next.delivery.lmtp) {
+        next.delivery = running.delivery;
+        changed.emplace_back("delivery.lmtp");
+    }
     keep(running.run_as_user, next.run_as_user, "user", changed); // privileges are dropped for good
     keep(running.run_as_group, next.run_as_group, "group", changed);
     const bool metrics_changed = running.metrics.spec != next.metrics.spec;
@@ -73,11 +74,7 @@ std::vector<std::string> restart_only(const config::settings& running, config::s
         next.metrics = running.metrics;
         changed.emplace_back("metrics");
     }
-    std::vector<std::string> unique;
-    for (auto& c : changed)
-        if (unique.empty() || unique.back() != c)
-            unique.push_back(std::move(c));
-    return unique;
+    return changed;
 }
 
 } // namespace postern::live
