@@ -453,6 +453,34 @@ def test_reload_binds_added_listeners_closes_removed_ones_and_refuses_one_it_can
     assert srv.alive()
 
 
+def test_reload_adds_a_pop3_listener_and_a_user_who_can_log_in_there(make_server):
+    import poplib
+    pw = hash_password("pop-pw")
+    srv = make_server({"auth": {"plaintext_loopback": True, "failure_delay_ms": 0}})
+    with srv.connect() as c:  # erin is nobody yet
+        c.greeting()
+        c.ehlo()
+        c.ok("MAIL FROM:<s@remote.test>", 250)
+        c.ok("RCPT TO:<erin@example.test>", 550)
+    pop_port = free_port()
+
+    def change(cfg):
+        cfg["listeners"].append({"address": f"127.0.0.1:{pop_port}", "mode": "pop3", "tls": "none"})
+        cfg["users"].append({"address": "erin@example.test", "password": pw})
+    out = reload_with(srv, change)
+    assert "in force now: listeners,users" in out, out
+    with srv.connect() as c:  # erin exists now for SMTP too
+        c.greeting()
+        c.ehlo()
+        c.transaction("s@remote.test", ["erin@example.test"], make_message("for erin"))
+    wait_for_files(srv.new("erin@example.test"), 1)
+    p = poplib.POP3("127.0.0.1", pop_port, timeout=TIMEOUT)
+    p.user("erin@example.test")
+    p.pass_("pop-pw")
+    assert p.stat()[0] == 1
+    p.quit()
+
+
 def test_reload_names_what_takes_a_restart_and_keeps_it(make_server):
     srv = make_server()
     cfg = json.loads(srv.config_path.read_text())
