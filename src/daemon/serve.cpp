@@ -147,13 +147,13 @@ int serve(const config::settings& s)
         std::optional<tls::server_contexts> tls_contexts;
         if (any_tls_listener(s))
             tls_contexts.emplace(certificate_files(s));
-        live::current live(std::make_shared<const live::generation>(s, 1, tls_contexts ? &*tls_contexts : nullptr));
+        live::current in_force(std::make_shared<const live::generation>(s, 1, tls_contexts ? &*tls_contexts : nullptr));
 
         asio::io_context io(1);
         dns::ares_resolver resolver(io, s.dns.servers, std::chrono::seconds(5), 2, clock);
-        delivery::local_agent agent(live);
+        delivery::local_agent agent(in_force);
         delivery::runner* runner_ptr = nullptr;
-        delivery::remote_agent remote(io, resolver, live, [&runner_ptr](delivery::remote_outcome o) {
+        delivery::remote_agent remote(io, resolver, in_force, [&runner_ptr](delivery::remote_outcome o) {
             runner_ptr->remote_done(std::move(o));
         });
         // Local domains delivered over LMTP (RFC 2033) rather than into
@@ -167,20 +167,20 @@ int serve(const config::settings& s)
         ropt.hostname = s.hostname;
         ropt.remote = &remote;
         ropt.lmtp = lmtp ? &*lmtp : nullptr;
-        ropt.live = &live;
+        ropt.live = &in_force;
         delivery::runner runner(store, agent, clock, ropt);
         runner_ptr = &runner;
         // Local mail is delivered as the commit itself (delivery::direct_store);
         // the committer thread has its own agent (an agent is single-threaded).
-        delivery::local_agent direct_agent(live);
+        delivery::local_agent direct_agent(in_force);
         delivery::direct_store direct(store, direct_agent, clock);
         queue::group_committer committer(direct, [&runner](std::vector<std::string> ids) {
             runner.notify(std::move(ids));
         });
 
-        server::smtp_server smtp(io, live, committer, clock);
+        server::smtp_server smtp(io, in_force, committer, clock);
         smtp.bind();
-        server::pop3_server pop3(io, live, clock);
+        server::pop3_server pop3(io, in_force, clock);
         pop3.bind();
         server::metrics_server metrics_http(io, s);
         metrics_http.bind();
@@ -203,6 +203,8 @@ int serve(const config::settings& s)
         // files are read again. What cannot change while running
         // (live::restart_only) keeps its running value and is named as
         // taking effect at the next restart.
+        // Every protocol server built on server::service takes part in a
+        // reload's listener steps (and in server_of() above).
         auto servers_prepare = [&](const live::generation& gen) {
             smtp.listeners().prepare(gen);
             pop3.listeners().prepare(gen);
@@ -216,7 +218,7 @@ int serve(const config::settings& s)
             pop3.listeners().commit();
         };
         auto reload = [&]() -> nlohmann::json {
-            const auto running = live.get();
+            const auto running = in_force.get();
             auto refuse = [&](const std::string& why) -> nlohmann::json {
                 log::error("reload").kv("config", s.source).kv("result", "failed").kv("error", why);
                 return {{"ok", false}, {"error", why + " (the running configuration is kept)"}};
@@ -260,7 +262,7 @@ int serve(const config::settings& s)
                 }
             }
             const auto applied = changed_keys(running->cfg, gen->cfg);
-            live.set(gen);
+            in_force.set(gen);
             servers_commit(); // closes the listeners no longer configured
             log::set_verbose(gen->cfg.log == config::log_level::info);
             auto line = log::info("reload");
@@ -341,7 +343,7 @@ int serve(const config::settings& s)
                 log::info("shutdown").kv("signal", sig).kv("action", "now");
                 return finish();
             }
-            const auto grace = live.get()->cfg.lim.shutdown_timeout;
+            const auto grace = in_force.get()->cfg.lim.shutdown_timeout;
             log::info("shutdown").kv("signal", sig).kv("sessions", smtp.sessions() + pop3.sessions())
                 .kv("timeout", static_cast<std::uint64_t>(grace.count()));
             phase = stopping::grace;
@@ -355,7 +357,7 @@ int serve(const config::settings& s)
         signals.async_wait(on_signal);
 
         // `postern sendmail`'s files in <spool_dir>/pickup/ (Postfix's maildrop).
-        server::pickup_service pickup(live, committer, clock);
+        server::pickup_service pickup(in_force, committer, clock);
 
         // The control socket first: it refuses to start when another live
         // server owns this spool, before this one scans or delivers anything.
