@@ -160,7 +160,8 @@ int serve(const config::settings& s)
         // Maildirs; its server is fixed at start (live::restart_only).
         std::optional<delivery::lmtp_agent> lmtp;
         if (!s.delivery.lmtp.empty())
-            lmtp.emplace(io, s, [&runner_ptr](delivery::remote_outcome o) { runner_ptr->remote_done(std::move(o)); });
+            lmtp.emplace(io, in_force,
+                         [&runner_ptr](delivery::remote_outcome o) { runner_ptr->remote_done(std::move(o)); });
         delivery::runner_options ropt;
         ropt.retry = retry;
         ropt.delay_warning = s.queue.delay_warning;
