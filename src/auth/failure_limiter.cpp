@@ -10,6 +10,12 @@ failure_limiter::failure_limiter(std::uint32_t max_failures, std::chrono::second
 {
 }
 
+void failure_limiter::configure(std::uint32_t max_failures, std::chrono::seconds window)
+{
+    max_failures_ = std::max<std::uint32_t>(max_failures, 1);
+    window_ = window;
+}
+
 bool failure_limiter::locked(std::string_view address, util::time_point now) const
 {
     auto it = entries_.find(address);

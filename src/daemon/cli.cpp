@@ -40,8 +40,10 @@ const char* usage_text =
     "usage: postern <command> [options]\n"
     "\n"
     "commands:\n"
-    "  serve [--config FILE] [--log-format text|json]\n"
-    "                                 run the mail server in the foreground\n"
+    "  serve [--config FILE] [--log-format text|json] [--log-target stderr|syslog]\n"
+    "                                 run the mail server in the foreground, logging\n"
+    "                                 to stderr or to syslog (facility mail, /dev/log;\n"
+    "                                 syslog:PATH for another socket)\n"
     "                                 (every command finds its configuration the\n"
     "                                 same way: --config FILE, else $POSTERN_CONFIG,\n"
     "                                 else /etc/postern/postern.json if it exists,\n"
@@ -107,8 +109,23 @@ bool set_log_format(std::string_view v)
     return true;
 }
 
-// Parses "--config FILE" / "--config=FILE" and "--log-format text|json";
-// anything else is a usage error.
+// "--log-target stderr|syslog[:PATH]" / "--log-target=…": where log lines
+// go — stderr (default), or the local syslog socket (/dev/log, or PATH:
+// another UNIX datagram socket, as in a chroot or a test); false for any
+// other value.
+bool set_log_target(std::string_view v)
+{
+    if (v == "stderr")
+        return log::set_syslog("");
+    if (v == "syslog")
+        return log::set_syslog("/dev/log");
+    if (v.substr(0, 7) == "syslog:" && v.size() > 7)
+        return log::set_syslog(std::string(v.substr(7)));
+    return false;
+}
+
+// Parses "--config FILE" / "--config=FILE", "--log-format text|json" and
+// "--log-target stderr|syslog[:PATH]"; anything else is a usage error.
 bool parse_options(std::span<const std::string_view> args, options& out)
 {
     for (std::size_t i = 0; i < args.size(); ++i) {
@@ -121,6 +138,13 @@ bool parse_options(std::span<const std::string_view> args, options& out)
             auto v = a == "--log-format" ? args[++i] : a.substr(13);
             if (!set_log_format(v)) {
                 std::cerr << "postern: --log-format is text or json, not '" << v << "'\n" << usage_text;
+                return false;
+            }
+        } else if ((a == "--log-target" && i + 1 < args.size()) || a.substr(0, 13) == "--log-target=") {
+            auto v = a == "--log-target" ? args[++i] : a.substr(13);
+            if (!set_log_target(v)) {
+                std::cerr << "postern: --log-target is stderr, syslog or syslog:PATH, not '" << v << "'\n"
+                          << usage_text;
                 return false;
             }
         } else {
@@ -480,6 +504,8 @@ int reload_main(std::span<const std::string_view> args)
     std::cout << "reloaded";
     if (const auto cert = j.value("tls_certificate", std::string()); !cert.empty())
         std::cout << "; certificate " << cert;
+    if (const auto applied = j.value("applied", std::string()); !applied.empty())
+        std::cout << "; in force now: " << applied;
     if (const auto later = j.value("restart_needed", std::string()); !later.empty())
         std::cout << "; takes a restart: " << later;
     std::cout << "\n";

@@ -21,16 +21,17 @@
 #include "postern/delivery/remote_agent.hpp"
 #include "postern/dns/ares_resolver.hpp"
 #include "postern/delivery/runner.hpp"
+#include "postern/live/generation.hpp"
 #include "postern/log/log.hpp"
 #include "postern/net/asio.hpp"
 #include "postern/queue/fs_store.hpp"
 #include "postern/queue/group_committer.hpp"
-#include "postern/route/table.hpp"
 #include "postern/server/control_server.hpp"
 #include "postern/server/metrics_server.hpp"
 #include "postern/server/pickup_service.hpp"
 #include "postern/server/imap_server.hpp"
 #include "postern/server/pop3_server.hpp"
+#include "postern/server/session_io.hpp"
 #include "postern/server/smtp_server.hpp"
 #include "postern/tls/context.hpp"
 #include "postern/util/strings.hpp"
@@ -64,17 +65,44 @@ tls::server_tls_files certificate_files(const config::settings& s)
     return files;
 }
 
-// Users with a password, by lower-cased address; nullptr when there are none
-// (AUTH is then not offered at all).
-std::shared_ptr<auth::credentials> make_credentials(const config::settings& s)
+// Which server serves a listener mode: an address may change mode live
+// within one server (smtp ↔ submission), not from one server to another.
+enum class server_kind { smtp, pop3, imap };
+
+server_kind server_of(config::listener_mode m)
 {
-    std::map<std::string, std::string, std::less<>> users;
-    for (const auto& u : s.users)
-        if (!u.password.empty())
-            users.emplace(util::to_lower(u.address), u.password);
-    if (users.empty())
-        return nullptr;
-    return std::make_shared<auth::static_credentials>(std::move(users));
+    switch (m) {
+    case config::listener_mode::smtp:
+    case config::listener_mode::submission:
+        return server_kind::smtp;
+    case config::listener_mode::pop3:
+        return server_kind::pop3;
+    case config::listener_mode::imap:
+        return server_kind::imap;
+    }
+    return server_kind::smtp;
+}
+
+// An address whose listener moves to another server: "" when none.
+std::string moved_listener(const config::settings& was, const config::settings& now)
+{
+    for (const auto& n : now.listeners)
+        for (const auto& w : was.listeners)
+            if (n.host == w.host && n.port == w.port && server_of(n.mode) != server_of(w.mode))
+                return n.spec;
+    return {};
+}
+
+// The top-level keys whose values differ (listed in the file's order).
+std::string changed_keys(const config::settings& was, const config::settings& now)
+{
+    const auto a = nlohmann::json::parse(config::to_json(was));
+    const auto b = nlohmann::json::parse(config::to_json(now));
+    std::string out;
+    for (const auto& [key, value] : b.items())
+        if (!a.contains(key) || a[key] != value)
+            out += (out.empty() ? "" : ",") + key;
+    return out;
 }
 
 } // namespace
@@ -113,49 +141,52 @@ int serve(const config::settings& s)
             .kv("note", "running as root: set \"user\" to run unprivileged once the ports are bound");
     try {
         util::system_clock clock;
-        route::table routes(s);
         queue::fs_store store(s.spool_dir);
         store.open();
         const scheduler::retry_policy retry{s.queue.retry_initial, s.queue.retry_max, s.queue.give_up};
 
+        // The configuration in force, as one generation every part reads
+        // (live/generation.hpp); a reload swaps it below, on this thread.
+        std::optional<tls::server_contexts> tls_contexts;
+        if (any_tls_listener(s))
+            tls_contexts.emplace(certificate_files(s));
+        live::current in_force(std::make_shared<const live::generation>(s, 1, tls_contexts ? &*tls_contexts : nullptr));
+
         asio::io_context io(1);
         dns::ares_resolver resolver(io, s.dns.servers, std::chrono::seconds(5), 2, clock);
-        // Local domains delivered over LMTP (RFC 2033) rather than into Maildirs.
-        const std::set<std::string> lmtp_domains(s.delivery.domains.begin(), s.delivery.domains.end());
-        delivery::local_agent agent(s.mail_root, s.hostname, routes, retry, lmtp_domains);
+        delivery::local_agent agent(in_force);
         delivery::runner* runner_ptr = nullptr;
-        delivery::remote_agent remote(io, resolver, s, [&runner_ptr](delivery::remote_outcome o) {
+        delivery::remote_agent remote(io, resolver, in_force, [&runner_ptr](delivery::remote_outcome o) {
             runner_ptr->remote_done(std::move(o));
         });
+        // Local domains delivered over LMTP (RFC 2033) rather than into
+        // Maildirs; its server is fixed at start (live::restart_only).
         std::optional<delivery::lmtp_agent> lmtp;
         if (!s.delivery.lmtp.empty())
-            lmtp.emplace(io, s, [&runner_ptr](delivery::remote_outcome o) { runner_ptr->remote_done(std::move(o)); });
+            lmtp.emplace(io, in_force,
+                         [&runner_ptr](delivery::remote_outcome o) { runner_ptr->remote_done(std::move(o)); });
         delivery::runner_options ropt;
         ropt.retry = retry;
         ropt.delay_warning = s.queue.delay_warning;
         ropt.hostname = s.hostname;
         ropt.remote = &remote;
         ropt.lmtp = lmtp ? &*lmtp : nullptr;
+        ropt.live = &in_force;
         delivery::runner runner(store, agent, clock, ropt);
         runner_ptr = &runner;
         // Local mail is delivered as the commit itself (delivery::direct_store);
         // the committer thread has its own agent (an agent is single-threaded).
-        delivery::local_agent direct_agent(s.mail_root, s.hostname, routes, retry, lmtp_domains);
-        delivery::direct_store direct(store, direct_agent, routes, clock);
+        delivery::local_agent direct_agent(in_force);
+        delivery::direct_store direct(store, direct_agent, clock);
         queue::group_committer committer(direct, [&runner](std::vector<std::string> ids) {
             runner.notify(std::move(ids));
         });
 
-        std::optional<tls::server_contexts> tls_contexts;
-        if (any_tls_listener(s))
-            tls_contexts.emplace(certificate_files(s));
-        auto credentials = make_credentials(s);
-        server::smtp_server smtp(io, s, routes, committer, clock, tls_contexts ? &*tls_contexts : nullptr,
-                                 credentials);
+        server::smtp_server smtp(io, in_force, committer, clock);
         smtp.bind();
-        server::pop3_server pop3(io, s, clock, tls_contexts ? &*tls_contexts : nullptr, credentials);
+        server::pop3_server pop3(io, in_force, clock);
         pop3.bind();
-        server::imap_server imap(io, s, clock, tls_contexts ? &*tls_contexts : nullptr, credentials);
+        server::imap_server imap(io, in_force, clock);
         imap.bind();
         server::metrics_server metrics_http(io, s);
         metrics_http.bind();
@@ -168,46 +199,91 @@ int serve(const config::settings& s)
                 .kv("uid", static_cast<std::uint64_t>(run_as->uid)).kv("gid", static_cast<std::uint64_t>(run_as->gid));
         }
         // SIGHUP and `postern reload`: the configuration file is read and
-        // checked again. Refused (the error logged and answered, the running
-        // configuration kept) when it is invalid or its certificate does not
-        // load. Accepted: the certificate files are read again (renewed
-        // certificates; sessions keep the context they started with); other
-        // changed settings are named as taking effect at the next restart.
+        // checked again. Refused as a whole (the error logged and answered,
+        // the running configuration kept) when it is invalid, its
+        // certificate does not load, a new listener cannot be bound or one
+        // moves to another protocol's server. Accepted: a new generation is
+        // swapped in — sessions already open keep theirs, new ones and
+        // every next delivery attempt get it; listeners are bound first,
+        // then the swap, then the removed ones are closed; the certificate
+        // files are read again. What cannot change while running
+        // (live::restart_only) keeps its running value and is named as
+        // taking effect at the next restart.
+        // Every protocol server built on server::service takes part in a
+        // reload's listener steps (and in server_of() above).
+        auto servers_prepare = [&](const live::generation& gen) {
+            smtp.listeners().prepare(gen);
+            pop3.listeners().prepare(gen);
+            imap.listeners().prepare(gen);
+        };
+        auto servers_cancel = [&] {
+            smtp.listeners().cancel();
+            pop3.listeners().cancel();
+            imap.listeners().cancel();
+        };
+        auto servers_commit = [&] {
+            smtp.listeners().commit();
+            pop3.listeners().commit();
+            imap.listeners().commit();
+        };
         auto reload = [&]() -> nlohmann::json {
-            std::optional<config::settings> next;
+            const auto running = in_force.get();
+            auto refuse = [&](const std::string& why) -> nlohmann::json {
+                log::error("reload").kv("config", s.source).kv("result", "failed").kv("error", why);
+                return {{"ok", false}, {"error", why + " (the running configuration is kept)"}};
+            };
+            config::settings next = running->cfg;
             if (s.source != "<embedded default>") {
                 try {
-                    next.emplace(config::load_file(s.source));
-                    check_certificate(*next);
+                    next = config::load_file(s.source);
+                    check_certificate(next);
                 } catch (const config::error& e) {
-                    log::error("reload").kv("config", s.source).kv("result", "failed").kv("error", e.what());
-                    return {{"ok", false}, {"error", std::string(e.what()) + " (the running configuration is kept)"}};
+                    return refuse(e.what());
                 }
             }
-            const auto& wanted = next ? *next : s;
+            std::string later; // settings that changed, for the next restart
+            for (const auto& k : live::restart_only(running->cfg, next))
+                later += (later.empty() ? "" : ",") + k;
+            if (auto spec = moved_listener(running->cfg, next); !spec.empty())
+                return refuse("listener " + spec + ": moving an address to another protocol's server takes a restart");
+            if (!tls_contexts && any_tls_listener(next)) {
+                try {
+                    tls_contexts.emplace(certificate_files(next)); // no session uses it yet
+                } catch (const std::runtime_error& e) {
+                    return refuse(e.what());
+                }
+            }
+            std::shared_ptr<const live::generation> gen;
+            try {
+                gen = std::make_shared<const live::generation>(next, running->number + 1,
+                                                               tls_contexts ? &*tls_contexts : nullptr);
+                servers_prepare(*gen); // binds the new listeners
+            } catch (const std::exception& e) {
+                servers_cancel();
+                return refuse(e.what());
+            }
             if (tls_contexts) {
-                auto why = tls_contexts->reload(certificate_files(wanted));
+                auto why = tls_contexts->reload(certificate_files(gen->cfg));
                 if (!why.empty()) {
+                    servers_cancel();
                     log::error("reload").kv("result", "failed").kv("error", why);
                     return {{"ok", false}, {"error", why + " (the old certificate stays in use)"}};
                 }
             }
-            std::string later; // top-level keys that changed, for the next restart
-            if (next) {
-                const auto was = nlohmann::json::parse(config::to_json(s));
-                const auto now = nlohmann::json::parse(config::to_json(*next));
-                for (const auto& [key, value] : now.items())
-                    if (key != "tls" && (!was.contains(key) || was[key] != value))
-                        later += (later.empty() ? "" : ",") + key;
-            }
+            const auto applied = changed_keys(running->cfg, gen->cfg);
+            in_force.set(gen);
+            servers_commit(); // closes the listeners no longer configured
+            log::set_verbose(gen->cfg.log == config::log_level::info);
             auto line = log::info("reload");
-            line.kv("config", s.source).kv("result", "ok");
+            line.kv("config", s.source).kv("result", "ok").kv("generation", gen->number);
+            if (!applied.empty())
+                line.kv("applied", applied);
             if (tls_contexts)
                 line.kv("tls_certificate", tls_contexts->files().certificate);
             if (!later.empty())
                 line.kv("restart_needed", later);
             return {{"ok", true}, {"tls_certificate", tls_contexts ? tls_contexts->files().certificate : ""},
-                    {"restart_needed", later}};
+                    {"applied", applied}, {"restart_needed", later}};
         };
         // `postern queue ...` goes to the runner, which owns the queue;
         // `postern reload` is answered here.
@@ -277,10 +353,11 @@ int serve(const config::settings& s)
                 log::info("shutdown").kv("signal", sig).kv("action", "now");
                 return finish();
             }
+            const auto grace = in_force.get()->cfg.lim.shutdown_timeout;
             log::info("shutdown").kv("signal", sig).kv("sessions", smtp.sessions() + pop3.sessions() + imap.sessions())
-                .kv("timeout", static_cast<std::uint64_t>(s.lim.shutdown_timeout.count()));
+                .kv("timeout", static_cast<std::uint64_t>(grace.count()));
             phase = stopping::grace;
-            deadline = std::chrono::steady_clock::now() + s.lim.shutdown_timeout;
+            deadline = std::chrono::steady_clock::now() + grace;
             smtp.shutdown();
             pop3.shutdown();
             imap.shutdown();
@@ -291,7 +368,7 @@ int serve(const config::settings& s)
         signals.async_wait(on_signal);
 
         // `postern sendmail`'s files in <spool_dir>/pickup/ (Postfix's maildrop).
-        server::pickup_service pickup(s, routes, committer, clock);
+        server::pickup_service pickup(in_force, committer, clock);
 
         // The control socket first: it refuses to start when another live
         // server owns this spool, before this one scans or delivers anything.

@@ -4,9 +4,8 @@
 
 namespace postern::delivery {
 
-direct_store::direct_store(queue::store& spool, local_agent& agent, const route::table& routes,
-                           const util::clock& clock)
-    : spool_(spool), agent_(agent), routes_(routes), clock_(clock)
+direct_store::direct_store(queue::store& spool, local_agent& agent, const util::clock& clock)
+    : spool_(spool), agent_(agent), clock_(clock)
 {
 }
 
@@ -21,7 +20,7 @@ bool direct_store::all_local(const queue::entry& e) const
         if (!a)
             return false;
         std::vector<std::string> missing;
-        auto targets = routes_.expand(*a, &missing);
+        auto targets = agent_.routes().expand(*a, &missing);
         // Unknown, looping, or an alias with a target that reaches no one:
         // the queue path bounces it properly (the runner sends the DSN).
         if (!targets || !missing.empty())
@@ -38,6 +37,7 @@ std::vector<util::result<void>> direct_store::commit(std::span<queue::new_messag
     std::vector<util::result<void>> out(batch.size());
     std::vector<job> jobs;
     std::vector<std::size_t> job_of;
+    agent_.refresh(); // this batch's configuration
     for (std::size_t i = 0; i < batch.size(); ++i) {
         auto& m = batch[i];
         if (!all_local(m.meta))

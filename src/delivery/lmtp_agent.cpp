@@ -13,10 +13,13 @@
 namespace postern::delivery {
 
 struct lmtp_agent::state {
-    state(asio::io_context& i, const config::settings& c, done_fn d, std::string r)
-        : io(i), cfg(c), done(std::move(d)), relay(std::move(r)) {}
+    state(asio::io_context& i, const config::settings* c, const live::current* l, done_fn d, std::string r)
+        : io(i), fixed(c), live(l), done(std::move(d)), relay(std::move(r)) {}
     asio::io_context& io;
-    const config::settings& cfg;
+    // The settings: fixed, or (live) the generation in force when a
+    // connection — one delivery attempt — begins.
+    const config::settings* fixed;
+    const live::current* live;
     done_fn done;
     std::string relay;
     std::deque<remote_job> queue;
@@ -108,11 +111,12 @@ smtp::envelope_out envelope_of(const remote_job& j)
 // Drives one connected session; returns whether any job was answered on it.
 // A failure before that is left in last for the caller to defer the queue.
 template <class Socket>
-asio::awaitable<bool> run_session(std::shared_ptr<state> st, Socket sock, failure& last)
+asio::awaitable<bool> run_session(std::shared_ptr<state> st, const config::settings& cfg, Socket sock,
+                                  failure& last)
 {
     plain_stream<Socket> stream(std::move(sock));
     watchdog<plain_stream<Socket>> dog(stream, stream.socket().get_executor());
-    smtp::client_session cs(lmtp_client_config(st->cfg));
+    smtp::client_session cs(lmtp_client_config(cfg));
     std::vector<char> buf(16384);
     std::optional<remote_job> current;
     std::uint32_t taken = 0;
@@ -122,7 +126,7 @@ asio::awaitable<bool> run_session(std::shared_ptr<state> st, Socket sock, failur
         switch (ev) {
         case smtp::client_event::send:
         case smtp::client_event::need_reply:
-            co_await client_io(stream, dog, cs, ev, st->cfg.remote.command_timeout, buf);
+            co_await client_io(stream, dog, cs, ev, cfg.remote.command_timeout, buf);
             break;
         case smtp::client_event::start_tls:
             cs.tls_started(false); // never asked in LMTP mode
@@ -134,7 +138,7 @@ asio::awaitable<bool> run_session(std::shared_ptr<state> st, Socket sock, failur
                 current.reset();
             }
             if (!cs.failure().any && !st->queue.empty() && !st->stopping &&
-                taken < st->cfg.remote.messages_per_connection) {
+                taken < cfg.remote.messages_per_connection) {
                 current = std::move(st->queue.front());
                 st->queue.pop_front();
                 ++taken;
@@ -171,8 +175,10 @@ asio::awaitable<bool> run_session(std::shared_ptr<state> st, Socket sock, failur
 // of host:port in turn. false when none could be reached (last says why).
 asio::awaitable<bool> connect_and_run(std::shared_ptr<state> st, failure& last)
 {
-    const auto& d = st->cfg.delivery;
-    const auto limit = st->cfg.remote.connect_timeout;
+    const auto gen = st->live != nullptr ? st->live->get() : nullptr; // kept for the attempt
+    const auto& cfg = gen ? gen->cfg : *st->fixed;
+    const auto& d = cfg.delivery;
+    const auto limit = cfg.remote.connect_timeout;
     if (!d.lmtp_socket.empty()) {
         unix_socket sock(st->io);
         auto ec = co_await connect_within(sock, asio::local::stream_protocol::endpoint(d.lmtp_socket), limit);
@@ -180,7 +186,7 @@ asio::awaitable<bool> connect_and_run(std::shared_ptr<state> st, failure& last)
             last = {451, "4.4.1", "connect to " + st->relay + ": " + ec.message()};
             co_return false;
         }
-        co_return co_await run_session(st, std::move(sock), last);
+        co_return co_await run_session(st, cfg, std::move(sock), last);
     }
     net::tcp::resolver resolver(st->io);
     auto [rec, endpoints] = co_await resolver.async_resolve(d.lmtp_host, std::to_string(d.lmtp_port),
@@ -197,7 +203,7 @@ asio::awaitable<bool> connect_and_run(std::shared_ptr<state> st, failure& last)
                                       "]: " + ec.message()};
             continue;
         }
-        co_return co_await run_session(st, std::move(sock), last);
+        co_return co_await run_session(st, cfg, std::move(sock), last);
     }
     co_return false;
 }
@@ -250,7 +256,14 @@ void enqueue(std::shared_ptr<state> st, remote_job job)
 lmtp_agent::lmtp_agent(asio::io_context& io, const config::settings& cfg, done_fn done)
     : domains_(cfg.delivery.domains.begin(), cfg.delivery.domains.end()), relay_("lmtp:" + cfg.delivery.lmtp)
 {
-    st_ = std::make_shared<state>(io, cfg, std::move(done), relay_);
+    st_ = std::make_shared<state>(io, &cfg, nullptr, std::move(done), relay_);
+}
+
+lmtp_agent::lmtp_agent(asio::io_context& io, const live::current& live, done_fn done)
+    : lmtp_agent(io, live.get()->cfg, std::move(done))
+{
+    st_->fixed = nullptr;
+    st_->live = &live;
 }
 
 bool lmtp_agent::handles(std::string_view domain) const

@@ -65,9 +65,27 @@ std::string maildir_failure(const std::error_code& ec)
 
 local_agent::local_agent(std::string mail_root, std::string hostname, const route::table& routes,
                          scheduler::retry_policy retry, std::set<std::string> lmtp_domains)
-    : mail_root_(std::move(mail_root)), hostname_(std::move(hostname)), routes_(routes),
+    : mail_root_(std::move(mail_root)), hostname_(std::move(hostname)), routes_(&routes),
       retry_(retry), lmtp_domains_(std::move(lmtp_domains))
 {
+}
+
+local_agent::local_agent(const live::current& live) : live_(&live)
+{
+    refresh();
+}
+
+void local_agent::refresh()
+{
+    if (live_ == nullptr)
+        return;
+    gen_ = live_->get();
+    const auto& cfg = gen_->cfg;
+    mail_root_ = cfg.mail_root;
+    hostname_ = cfg.hostname;
+    routes_ = &gen_->routes;
+    retry_ = {cfg.queue.retry_initial, cfg.queue.retry_max, cfg.queue.give_up};
+    lmtp_domains_ = std::set<std::string>(cfg.delivery.domains.begin(), cfg.delivery.domains.end());
 }
 
 void local_agent::deliver(std::span<job> jobs, util::time_point now)
@@ -98,10 +116,10 @@ void local_agent::deliver(std::span<job> jobs, util::time_point now)
                 continue;
             }
             // A remote recipient has nothing to do here; it waits for the remote agent.
-            if (routes_.classify(*addr) == route::kind::remote)
+            if (routes_->classify(*addr) == route::kind::remote)
                 continue;
             std::vector<std::string> missing;
-            auto targets = routes_.expand(*addr, &missing);
+            auto targets = routes_->expand(*addr, &missing);
             if (!targets) {
                 r.state = queue::rcpt_state::bounced;
                 r.last_error = targets.error() == util::errc::limit

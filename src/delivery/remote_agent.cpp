@@ -22,11 +22,13 @@ namespace postern::delivery {
 using namespace asio::experimental::awaitable_operators;
 
 struct remote_agent::state {
-    state(asio::io_context& i, dns::resolver& r, const config::settings& c, done_fn d)
-        : io(i), resolver(r), cfg(c), done(std::move(d)) {}
+    state(asio::io_context& i, dns::resolver& r, const live::current& l, done_fn d)
+        : io(i), resolver(r), live(l), done(std::move(d)) {}
     asio::io_context& io;
     dns::resolver& resolver;
-    const config::settings& cfg;
+    // The configuration: each worker (one delivery attempt for a domain)
+    // takes the generation in force when it starts and keeps it.
+    const live::current& live;
     done_fn done;
     std::map<std::string, std::deque<remote_job>> queues; // by destination domain
     std::map<std::string, std::uint32_t> active_per_domain;
@@ -92,9 +94,8 @@ config::tls_policy policy_for(const config::settings& cfg, const std::string& do
     return cfg.remote.tls;
 }
 
-smtp::client_config client_config_for(const state& st, const std::string& domain)
+smtp::client_config client_config_for(const state& st, const config::settings& cfg, const std::string& domain)
 {
-    const auto& cfg = st.cfg;
     smtp::client_config c;
     c.helo_name = cfg.hostname;
     if (!cfg.relay.smarthost.empty()) {
@@ -123,15 +124,16 @@ enum class session_end {
 };
 
 // Drives one connected session.
-asio::awaitable<session_end> run_session(std::shared_ptr<state> st, std::string domain, std::string host,
-                                  net::tcp::socket sock, failure& last)
+asio::awaitable<session_end> run_session(std::shared_ptr<state> st, std::shared_ptr<const live::generation> gen,
+                                         std::string domain, std::string host, net::tcp::socket sock, failure& last)
 {
-    const auto ccfg = client_config_for(*st, domain);
-    const bool verify = st->cfg.relay.smarthost.empty() && policy_for(st->cfg, domain) == config::tls_policy::verify;
+    const auto& cfg = gen->cfg;
+    const auto ccfg = client_config_for(*st, cfg, domain);
+    const bool verify = cfg.relay.smarthost.empty() && policy_for(cfg, domain) == config::tls_policy::verify;
     tls::stream stream(std::move(sock));
     watchdog<tls::stream> dog(stream, stream.socket().get_executor());
     if (ccfg.implicit_tls) { // RFC 8314 3.3: TLS from the first byte
-        dog.arm(st->cfg.remote.connect_timeout);
+        dog.arm(cfg.remote.connect_timeout);
         auto ec = co_await stream.handshake_client(st->tls_plain, host, false);
         dog.disarm();
         if (ec) {
@@ -149,10 +151,10 @@ asio::awaitable<session_end> run_session(std::shared_ptr<state> st, std::string 
         switch (ev) {
         case smtp::client_event::send:
         case smtp::client_event::need_reply:
-            co_await client_io(stream, dog, cs, ev, st->cfg.remote.command_timeout, buf);
+            co_await client_io(stream, dog, cs, ev, cfg.remote.command_timeout, buf);
             break;
         case smtp::client_event::start_tls: {
-            dog.arm(std::min(cs.read_timeout(), st->cfg.remote.command_timeout));
+            dog.arm(std::min(cs.read_timeout(), cfg.remote.command_timeout));
             auto ec = co_await stream.handshake_client(verify ? st->tls_verified : st->tls_plain, host, verify);
             dog.disarm();
             if (ec)
@@ -174,7 +176,7 @@ asio::awaitable<session_end> run_session(std::shared_ptr<state> st, std::string 
             }
             auto& q = st->queues[domain];
             if (!cs.failure().any && !q.empty() && !st->stopping &&
-                cs.messages() < st->cfg.remote.messages_per_connection) {
+                cs.messages() < cfg.remote.messages_per_connection) {
                 current = std::move(q.front());
                 q.pop_front();
                 smtp::envelope_out env;
@@ -211,8 +213,10 @@ asio::awaitable<session_end> run_session(std::shared_ptr<state> st, std::string 
                     finish(*st, *current, std::move(rs), mta);
                     used = true;
                 }
-                log::info("remote_session").kv("domain", domain).kv("host", host)
-                    .kv("result", "failed").kv("detail", f.text);
+                auto line = log::info("remote_session");
+                line.kv("domain", domain).kv("host", host).kv("result", "failed").kv("detail", f.text);
+                if (current)
+                    line.kv("id", current->id);
                 if (used)
                     co_return session_end::finished;
                 co_return f.try_next_host ? session_end::next_host : session_end::fail_rest;
@@ -227,19 +231,21 @@ void pump(std::shared_ptr<state> st);
 
 asio::awaitable<void> worker(std::shared_ptr<state> st, std::string domain)
 {
+    const auto gen = st->live.get(); // this attempt's configuration
+    const auto& cfg = gen->cfg;
     // co_spawn dispatches inline on the io thread: yield first, so pump()
     // never sees its maps changed under its loop (a cached DNS answer can
     // otherwise run a worker to its end before co_spawn returns).
     co_await asio::post(st->io, asio::use_awaitable);
     failure last;
     std::vector<std::string> hosts;
-    std::uint16_t port = st->cfg.remote.port;
-    if (!st->cfg.relay.smarthost.empty()) {
-        hosts.push_back(st->cfg.relay.host);
-        port = st->cfg.relay.port;
+    std::uint16_t port = cfg.remote.port;
+    if (!cfg.relay.smarthost.empty()) {
+        hosts.push_back(cfg.relay.host);
+        port = cfg.relay.port;
     } else {
         auto ans = co_await st->resolver.mx(domain);
-        auto p = dns::plan_mx(ans, domain, {st->cfg.hostname}, st->rng());
+        auto p = dns::plan_mx(ans, domain, {cfg.hostname}, st->rng());
         if (p.k != dns::plan::kind::hosts) {
             last = from_plan(p);
             log::info("remote_route").kv("domain", domain).kv("result", dns::to_string(p.k))
@@ -269,13 +275,13 @@ asio::awaitable<void> worker(std::shared_ptr<state> st, std::string domain)
             if (st->queues[domain].empty())
                 break;
             net::tcp::socket sock(st->io);
-            auto ec = co_await connect_within(sock, {addrs[i], port}, st->cfg.remote.connect_timeout);
+            auto ec = co_await connect_within(sock, {addrs[i], port}, cfg.remote.connect_timeout);
             if (ec) {
                 last = {451, "4.4.1", "connect to " + host + "[" + addrs[i].to_string() + "]:" +
                                           std::to_string(port) + ": " + ec.message()};
                 continue;
             }
-            switch (co_await run_session(st, domain, host, std::move(sock), last)) {
+            switch (co_await run_session(st, gen, domain, host, std::move(sock), last)) {
             case session_end::finished: delivered = true; break;
             case session_end::next_host: break;
             case session_end::fail_rest: give_up = true; break;
@@ -303,13 +309,15 @@ void pump(std::shared_ptr<state> st)
     if (st->stopping)
         return;
     std::vector<std::string> spawn;
+    const auto gen = st->live.get();
+    const auto& cfg = gen->cfg;
     for (auto& [domain, q] : st->queues) {
         auto& per = st->active_per_domain[domain];
         // One connection per ten queued jobs (each connection carries several
         // messages: reuse), within both caps; a backlog still gets parallelism.
         const std::size_t wanted = (q.size() + 9) / 10;
-        while (!q.empty() && st->active < st->cfg.remote.concurrency &&
-               per < st->cfg.remote.concurrency_per_domain && per < wanted) {
+        while (!q.empty() && st->active < cfg.remote.concurrency &&
+               per < cfg.remote.concurrency_per_domain && per < wanted) {
             ++st->active;
             ++per;
             spawn.push_back(domain);
@@ -328,10 +336,12 @@ void enqueue(std::shared_ptr<state> st, remote_job job)
 
 } // namespace
 
-remote_agent::remote_agent(asio::io_context& io, dns::resolver& resolver, const config::settings& cfg,
+remote_agent::remote_agent(asio::io_context& io, dns::resolver& resolver, const live::current& live,
                            done_fn done)
-    : st_(std::make_shared<state>(io, resolver, cfg, std::move(done)))
+    : st_(std::make_shared<state>(io, resolver, live, std::move(done)))
 {
+    const auto gen = live.get();
+    const auto& cfg = gen->cfg;
     if (!cfg.relay.password_file.empty()) {
         // Start-up only: a missing or unreadable password file stops the start.
         auto text = util::read_file(cfg.relay.password_file);

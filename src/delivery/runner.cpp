@@ -184,6 +184,7 @@ void runner::run()
         auto n = static_cast<std::ptrdiff_t>(std::min(recovered_.size(), opt_.max_batch));
         std::vector<std::string> batch(recovered_.begin(), recovered_.begin() + n);
         recovered_.erase(recovered_.begin(), recovered_.begin() + n);
+        refresh();
         process(std::move(batch), true);
     }
     for (;;) {
@@ -221,6 +222,7 @@ void runner::run()
                     cv_.wait_for(lk, std::chrono::seconds(std::max<std::int64_t>(1, next - now)));
             }
         }
+        refresh();
         for (auto& o : outcomes)
             apply(std::move(o));
         for (auto& [request, reply] : controls)
@@ -228,6 +230,26 @@ void runner::run()
         if (!batch.empty())
             process(std::move(batch), false);
     }
+}
+
+void runner::refresh()
+{
+    if (opt_.live == nullptr)
+        return;
+    const auto gen = opt_.live->get();
+    const auto& cfg = gen->cfg;
+    opt_.retry = {cfg.queue.retry_initial, cfg.queue.retry_max, cfg.queue.give_up};
+    opt_.delay_warning = cfg.queue.delay_warning;
+    opt_.hostname = cfg.hostname;
+    lmtp_domains_ = std::set<std::string, std::less<>>(cfg.delivery.domains.begin(), cfg.delivery.domains.end());
+    agent_.refresh();
+}
+
+bool runner::lmtp_handles(std::string_view domain) const
+{
+    if (opt_.live == nullptr)
+        return opt_.lmtp->handles(domain);
+    return lmtp_domains_.find(domain) != lmtp_domains_.end();
 }
 
 bool runner::in_flight(const std::string& id, const std::string& address) const
@@ -292,7 +314,7 @@ void runner::dispatch_lmtp(const queue::entry& e, const std::shared_ptr<const st
     remote_job j;
     for (const auto& r : e.recipients) {
         if (r.state != queue::rcpt_state::pending || r.next_attempt > now_s || in_flight(e.id, r.address) ||
-            !opt_.lmtp->handles(domain_of(r.address)))
+            !lmtp_handles(domain_of(r.address)))
             continue;
         j.recipients.push_back(r.address);
     }
@@ -321,7 +343,7 @@ void runner::dispatch_remote(const queue::entry& e, const std::shared_ptr<const 
         // Only recipients the local agent left pending and that are not
         // local: a remote domain (relay or alias target).
         auto d = domain_of(r.address);
-        if (d.empty() || (opt_.lmtp && opt_.lmtp->handles(d)))
+        if (d.empty() || (opt_.lmtp && lmtp_handles(d)))
             continue;
         by_domain[d].push_back(r.address);
     }
@@ -493,6 +515,8 @@ void runner::finish(queue::entry& e, const std::string& message, const snapshot&
             remote_mta_.erase(e.id + "\n" + r.address);
         if (auto r = store_.remove(e.id); !r)
             log::error("queue_remove").kv("id", e.id).kv("error", r.error().message());
+        else // the last line of a message's story (Postfix's "removed")
+            log::info("removed").kv("id", e.id);
         return;
     }
     if (changed)

@@ -4,7 +4,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <mutex>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <syslog.h>
 #include <unistd.h>
 
 namespace postern::log {
@@ -14,6 +19,66 @@ namespace {
 std::atomic<int> out_fd{2};
 std::atomic<bool> verbose{true};
 std::atomic<format> out_format{format::text};
+std::atomic<bool> to_syslog{false};
+
+// The syslog socket: connected once, again when the daemon went away.
+struct syslog_socket {
+    std::mutex mu;
+    std::string path;
+    int fd = -1;
+    bool connected = false;
+
+    // Under mu.
+    void connect_now()
+    {
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        if (path.size() >= sizeof addr.sun_path)
+            return;
+        std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+        connected = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+    }
+
+    // One datagram; false when it could not be sent (the caller falls back).
+    bool send(const std::string& datagram)
+    {
+        std::lock_guard lk(mu);
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            if (!connected)
+                connect_now();
+            if (!connected)
+                return false;
+            if (::send(fd, datagram.data(), datagram.size(), MSG_NOSIGNAL) >= 0)
+                return true;
+            if (errno == EINTR) {
+                --attempt;
+                continue;
+            }
+            // ECONNREFUSED, ENOTCONN, ENOENT: the daemon restarted; once more.
+            connected = false;
+        }
+        return false;
+    }
+};
+
+syslog_socket& syslog_out()
+{
+    static syslog_socket s;
+    return s;
+}
+
+void write_all(int fd, const char* p, std::size_t left)
+{
+    while (left > 0) {
+        ssize_t w = ::write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return; // logging must never take the process down
+        p += w;
+        left -= static_cast<std::size_t>(w);
+    }
+}
 
 const char* name(severity s)
 {
@@ -87,7 +152,19 @@ void append_json_string(std::string& out, std::string_view v)
 
 } // namespace
 
-line::line(severity s, std::string_view event)
+int syslog_priority(severity s) noexcept
+{
+    switch (s) {
+    case severity::info: return LOG_MAIL | LOG_INFO;
+    case severity::warn: return LOG_MAIL | LOG_WARNING;
+    case severity::error: return LOG_MAIL | LOG_ERR;
+    case severity::fatal: return LOG_MAIL | LOG_CRIT;
+    case severity::panic: return LOG_MAIL | LOG_CRIT;
+    }
+    return LOG_MAIL | LOG_INFO;
+}
+
+line::line(severity s, std::string_view event) : severity_(s)
 {
     if (s == severity::info && !verbose.load(std::memory_order_relaxed))
         return;
@@ -99,7 +176,9 @@ line::line(severity s, std::string_view event)
     auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
     json_ = out_format.load(std::memory_order_relaxed) == format::json;
     char head[128];
-    int n = json_ ? std::snprintf(head, sizeof head,
+    int n = !json_ && to_syslog.load(std::memory_order_relaxed)
+                ? std::snprintf(head, sizeof head, "severity=%s", name(s)) // syslog has time and pid
+          : json_ ? std::snprintf(head, sizeof head,
                                   "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"pid\":%d,\"severity\":\"%s\"",
                                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                                   tm.tm_sec, static_cast<int>(ms), static_cast<int>(::getpid()), name(s))
@@ -117,18 +196,25 @@ line::~line()
         return;
     if (json_)
         buf_.push_back('}');
-    buf_.push_back('\n');
-    const char* p = buf_.data();
-    std::size_t left = buf_.size();
-    while (left > 0) {
-        ssize_t w = ::write(out_fd.load(std::memory_order_relaxed), p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return; // logging must never take the process down
-        p += w;
-        left -= static_cast<std::size_t>(w);
+    if (to_syslog.load(std::memory_order_relaxed)) {
+        // glibc's own format for the local socket: "<PRI>Mmm dd hh:mm:ss TAG[PID]: ".
+        std::time_t tt = std::time(nullptr);
+        std::tm tm{};
+        localtime_r(&tt, &tm);
+        char stamp[32];
+        std::strftime(stamp, sizeof stamp, "%h %e %T", &tm);
+        char head[96];
+        int n = std::snprintf(head, sizeof head, "<%d>%s postern[%d]: ", syslog_priority(severity_), stamp,
+                              static_cast<int>(::getpid()));
+        std::string datagram(head, static_cast<std::size_t>(n));
+        datagram += buf_;
+        if (syslog_out().send(datagram))
+            return;
+        // No syslog: the descriptor, as a whole line of its own.
+        buf_.insert(0, "postern: ");
     }
+    buf_.push_back('\n');
+    write_all(out_fd.load(std::memory_order_relaxed), buf_.data(), buf_.size());
 }
 
 void line::key(std::string_view k)
@@ -215,5 +301,24 @@ void exception(std::string_view event, std::exception_ptr e)
 void set_fd(int fd) { out_fd.store(fd); }
 void set_verbose(bool on) { verbose.store(on); }
 void set_format(format f) { out_format.store(f); }
+
+bool set_syslog(const std::string& path)
+{
+    auto& s = syslog_out();
+    std::lock_guard lk(s.mu);
+    if (path.empty()) {
+        to_syslog.store(false);
+        return true;
+    }
+    if (s.fd < 0)
+        s.fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s.fd < 0)
+        return false;
+    s.path = path;
+    s.connected = false;
+    s.connect_now();
+    to_syslog.store(true);
+    return true;
+}
 
 } // namespace postern::log

@@ -134,20 +134,27 @@ private:
 } // namespace
 
 struct imap_server::shared {
-    shared(asio::io_context& io_, const config::settings& cfg_, const util::clock& clock_, tls::server_contexts* tls_,
-           std::shared_ptr<auth::credentials> credentials_)
-        : io(io_), svc(io_, metrics::protocol::imap), cfg(cfg_), clock(clock_), tls(tls_),
-          credentials(std::move(credentials_)), limiter(cfg_.auth.ip_max_failures, cfg_.auth.ip_window)
+    shared(asio::io_context& io_, const live::current& live_, const util::clock& clock_)
+        : io(io_), svc(io_, metrics::protocol::imap, {config::listener_mode::imap}, live_), clock(clock_),
+          limiter(0, std::chrono::seconds(0))
     {
+        adopt(*live_.get());
+    }
+
+    // A session's generation: the address lockouts take its settings when
+    // they changed.
+    void adopt(const live::generation& gen)
+    {
+        if (gen.number == adopted)
+            return;
+        adopted = gen.number;
+        limiter.configure(gen.cfg.auth.ip_max_failures, gen.cfg.auth.ip_window);
     }
 
     asio::io_context& io;
     service svc;
-    std::vector<imap::session_config> session_cfgs; // per listener, by index
-    const config::settings& cfg;
     const util::clock& clock;
-    tls::server_contexts* tls;
-    std::shared_ptr<auth::credentials> credentials;
+    std::uint64_t adopted = 0; // the generation whose settings limiter has
     auth::failure_limiter limiter;
     folder_watcher watcher{io};
     // Two threads: one user's long SEARCH or FETCH must not stall every
@@ -254,9 +261,8 @@ net::awaitable<idle_input> idle_read(std::shared_ptr<void> keep, asio::io_contex
 
 } // namespace
 
-imap_server::imap_server(asio::io_context& io, const config::settings& cfg, const util::clock& clock,
-                         tls::server_contexts* tls, std::shared_ptr<auth::credentials> credentials)
-    : st_(std::make_shared<shared>(io, cfg, clock, tls, std::move(credentials)))
+imap_server::imap_server(asio::io_context& io, const live::current& live, const util::clock& clock)
+    : st_(std::make_shared<shared>(io, live, clock))
 {
 }
 
@@ -264,28 +270,14 @@ imap_server::~imap_server() = default;
 
 void imap_server::bind()
 {
-    for (const auto& l : st_->cfg.listeners) {
-        if (l.mode != config::listener_mode::imap)
-            continue;
-        st_->svc.listen(l, st_->tls != nullptr);
-        imap::session_config sc;
-        sc.starttls = l.tls == config::listener_tls::starttls;
-        sc.implicit_tls = l.tls == config::listener_tls::implicit;
-        sc.auth = st_->credentials ? imap::auth_offer::tls_only : imap::auth_offer::never;
-        sc.max_errors = st_->cfg.lim.errors;
-        sc.max_auth_failures = st_->cfg.auth.max_failures;
-        // APPENDLIMIT (RFC 7889) is the size SMTP accepts: a message a user
-        // may receive, they may also file.
-        sc.limits.max_append = st_->cfg.lim.message_size;
-        st_->session_cfgs.push_back(sc);
-    }
+    st_->svc.bind();
 }
 
 void imap_server::start()
 {
     auto st = st_;
-    st_->svc.start([st](std::size_t i, net::tcp::socket sock) {
-        asio::co_spawn(st->io, session(st, i, std::move(sock)), log_spawn_failure);
+    st_->svc.start([st](config::listener l, net::tcp::socket sock) {
+        asio::co_spawn(st->io, session(st, std::move(l), std::move(sock)), log_spawn_failure);
     });
 }
 
@@ -304,25 +296,42 @@ void imap_server::force_close()
     st_->svc.force_close();
 }
 
+service& imap_server::listeners() noexcept
+{
+    return st_->svc;
+}
+
 std::size_t imap_server::sessions() const noexcept
 {
     return st_->svc.sessions();
 }
 
-net::awaitable<void> imap_server::session(std::shared_ptr<shared> st, std::size_t index, net::tcp::socket sock)
+net::awaitable<void> imap_server::session(std::shared_ptr<shared> st, config::listener l, net::tcp::socket sock)
 {
-    const auto& lim = st->cfg.lim;
-    auto accepted = st->svc.open(std::move(sock), index, lim);
+    auto accepted = st->svc.open(std::move(sock), std::move(l));
     if (!accepted)
         co_return; // the client left before we looked
     client& cl = *accepted;
     const auto& c = cl.c;
     const std::string& ip = cl.ip;
     const std::string& sid = cl.sid;
-    auto session_cfg = st->session_cfgs[index];
+    // The configuration at connect, for the whole session.
+    const live::generation& gen = *cl.gen;
+    const auto& cfg = gen.cfg;
+    const auto& lim = cfg.lim;
+    st->adopt(gen);
+    imap::session_config session_cfg;
+    session_cfg.starttls = cl.listener.tls == config::listener_tls::starttls;
+    session_cfg.implicit_tls = cl.listener.tls == config::listener_tls::implicit;
+    session_cfg.auth = gen.credentials ? imap::auth_offer::tls_only : imap::auth_offer::never;
+    session_cfg.max_errors = lim.errors;
+    session_cfg.max_auth_failures = cfg.auth.max_failures;
+    // APPENDLIMIT (RFC 7889) is the size SMTP accepts: a message a user may
+    // receive, they may also file.
+    session_cfg.limits.max_append = lim.message_size;
     // auth.plaintext_loopback: for tests on one machine, login without TLS
     // from loopback only; everyone else must encrypt first (RFC 9051 6.2.3).
-    if (session_cfg.auth == imap::auth_offer::tls_only && st->cfg.auth.plaintext_loopback && cl.loopback)
+    if (session_cfg.auth == imap::auth_offer::tls_only && cfg.auth.plaintext_loopback && cl.loopback)
         session_cfg.auth = imap::auth_offer::always;
     imap::session s(session_cfg);
     bool open = cl.admitted;
@@ -338,7 +347,7 @@ net::awaitable<void> imap_server::session(std::shared_ptr<shared> st, std::size_
     }
     // RFC 8314 3.3: on port 993 the handshake comes first, then the greeting.
     if (open && session_cfg.implicit_tls)
-        open = co_await handshake(c, *st->tls, sid, ip);
+        open = co_await handshake(c, *gen.tls, sid, ip);
     if (open)
         s.start();
 
@@ -400,35 +409,20 @@ net::awaitable<void> imap_server::session(std::shared_ptr<shared> st, std::size_
         }
         case imap::event::check_auth: {
             user = util::to_lower(s.pending_user());
-            if (st->limiter.locked(ip, st->clock.now())) {
-                // Not even checked: a locked-out client learns nothing.
-                s.answer_auth(imap::auth_verdict::locked);
-                log::warn("auth").kv("session", sid).kv("client", ip).kv("proto", "imap").kv("result", "locked");
-                break;
-            }
-            bool ok = false;
-            std::error_code aec;
-            if (st->credentials) {
-                set_deadline(c, lim.command_timeout);
-                std::tie(aec, ok) = co_await check_password(st->pool, st->credentials, user, s.pending_password());
-            }
-            if (aec) {
-                s.answer_auth(imap::auth_verdict::temp_fail);
-                log::error("auth").kv("session", sid).kv("client", ip).kv("proto", "imap").kv("user", user)
-                    .kv("result", "error").kv("error", aec.message());
-                break;
-            }
-            const std::string dir = ok ? user_maildir(st->cfg.mail_root, user) : std::string();
-            if (!ok || dir.empty()) {
-                log::warn("auth").kv("session", sid).kv("client", ip).kv("proto", "imap").kv("user", user)
-                    .kv("result", "failed").kv("failures", s.auth_failures() + 1);
-                co_await login_failed(st->limiter, ip, st->clock.now(), st->cfg.auth.failure_delay,
-                                      s.auth_failures() + 1);
-                s.answer_auth(imap::auth_verdict::invalid);
+            auto verifying = verify_login(st->pool, st->limiter, st->clock, gen, c, cl, "imap", user,
+                                          s.pending_password(), s.auth_failures());
+            auto checked = co_await std::move(verifying);
+            const std::string dir = checked == login_check::ok ? user_maildir(cfg.mail_root, user) : std::string();
+            if (checked == login_check::ok && dir.empty())
+                checked = login_check::invalid; // a name no Maildir path can be made of (never a configured user)
+            if (checked != login_check::ok) {
+                s.answer_auth(checked == login_check::locked  ? imap::auth_verdict::locked
+                              : checked == login_check::error ? imap::auth_verdict::temp_fail
+                                                              : imap::auth_verdict::invalid);
                 break;
             }
             mailbox::store_options opts;
-            opts.host = st->cfg.hostname;
+            opts.host = cfg.hostname;
             exec.emplace(mailbox::store(dir, st->clock, opts));
             s.answer_auth(imap::auth_verdict::ok);
             log::info("auth").kv("session", sid).kv("client", ip).kv("proto", "imap").kv("user", user)
@@ -471,7 +465,7 @@ net::awaitable<void> imap_server::session(std::shared_ptr<shared> st, std::size_
                 break;
             }
             set_deadline(c, lim.command_timeout);
-            s.tls_started(co_await handshake(c, *st->tls, sid, ip));
+            s.tls_started(co_await handshake(c, *gen.tls, sid, ip));
             restart_deadline = true;
             break;
         }

@@ -93,8 +93,15 @@ util::result<std::string> read_bounded(int fd, std::uint64_t limit)
 pickup_service::pickup_service(const config::settings& cfg, const route::table& routes,
                                queue::group_committer& committer, const util::clock& clock,
                                std::chrono::milliseconds interval)
-    : cfg_(cfg), routes_(routes), committer_(committer), clock_(clock), interval_(interval),
+    : cfg_(&cfg), routes_(&routes), committer_(committer), clock_(clock), interval_(interval),
       dir_(directory(cfg.spool_dir))
+{
+}
+
+pickup_service::pickup_service(const live::current& live, queue::group_committer& committer,
+                               const util::clock& clock, std::chrono::milliseconds interval)
+    : live_(&live), gen_(live.get()), cfg_(&gen_->cfg), routes_(&gen_->routes), committer_(committer), clock_(clock),
+      interval_(interval), dir_(directory(cfg_->spool_dir))
 {
 }
 
@@ -180,7 +187,7 @@ void pickup_service::report_left(const std::string& name, std::string_view what,
 
 void pickup_service::start()
 {
-    if (auto r = make_directory(cfg_.spool_dir, true); !r)
+    if (auto r = make_directory(cfg_->spool_dir, true); !r)
         throw std::system_error(r.error(), "pickup directory " + dir_);
     // An existing directory gets its modes back (an operator's chmod -R).
     if (auto r = make_dir(dir_, pickup_mode); !r)
@@ -268,6 +275,11 @@ pickup_service::outcome pickup_service::quarantine(const std::string& name, std:
 
 pickup_service::outcome pickup_service::take(const std::string& name)
 {
+    if (live_ != nullptr) { // this file's configuration
+        gen_ = live_->get();
+        cfg_ = &gen_->cfg;
+        routes_ = &gen_->routes;
+    }
     if (!is_file_name(name))
         return quarantine(name, "unexpected file name");
     const auto path = dir_ + "/" + name;
@@ -283,7 +295,7 @@ pickup_service::outcome pickup_service::take(const std::string& name)
     }
     struct stat st {};
     const bool stat_ok = ::fstat(fd, &st) == 0;
-    const auto limit = cfg_.lim.message_size + header_allowance;
+    const auto limit = cfg_->lim.message_size + header_allowance;
     util::result<std::string> bytes = util::make_error_code(util::errc::io);
     if (stat_ok && S_ISREG(st.st_mode) && st.st_nlink == 1 && static_cast<std::uint64_t>(st.st_size) <= limit)
         bytes = read_bounded(fd, limit);
@@ -313,10 +325,10 @@ pickup_service::outcome pickup_service::take(const std::string& name)
         return quarantine(name, "owner uid " + std::to_string(st.st_uid) + " has no login name");
     if (h.login != login)
         return quarantine(name, "login name in the file is not the owner's (" + login + ")");
-    if (!may_use_sender(cfg_, login, h.sender))
+    if (!may_use_sender(*cfg_, login, h.sender))
         return quarantine(name, "sender <" + h.sender + "> set by " + login +
                                     ", who is not in sendmail.trusted_users");
-    if (file.message.size() > cfg_.lim.message_size)
+    if (file.message.size() > cfg_->lim.message_size)
         return quarantine(name, "larger than limits.message_size");
 
     const auto now = clock_.now();
@@ -333,22 +345,22 @@ pickup_service::outcome pickup_service::take(const std::string& name)
         if (!a)
             return quarantine(name, "malformed");
         queue::recipient qr;
-        qr.address = routes_.canonical(*a).str();
+        qr.address = routes_->canonical(*a).str();
         m.meta.smtputf8 = m.meta.smtputf8 || has_8bit(qr.address);
         m.meta.recipients.push_back(std::move(qr));
     }
-    const auto from_addr = *mail::parse_address(h.sender.empty() ? own_address(cfg_, login) : h.sender);
+    const auto from_addr = *mail::parse_address(h.sender.empty() ? own_address(*cfg_, login) : h.sender);
     const auto for_rcpt = m.meta.recipients.size() == 1 ? m.meta.recipients[0].address : std::string();
     const auto date = util::rfc5322_date(now);
     m.parts.push_back(smtp::local_received_header(
-        {.login = login, .uid = static_cast<std::uint32_t>(st.st_uid), .by = cfg_.hostname, .id = m.meta.id,
+        {.login = login, .uid = static_cast<std::uint32_t>(st.st_uid), .by = cfg_->hostname, .id = m.meta.id,
          .for_rcpt = for_rcpt, .date = date}));
     // RFC 6409 8.1–8.3, as for submission clients (smtp_server): the
     // submission time is the Date.
     auto added = mail::missing_header_fields(
         file.message, {.from = mail::from_field(h.full_name, from_addr),
                        .date = util::rfc5322_date(util::from_unix_seconds(h.time)),
-                       .message_id = "<" + m.meta.id + "@" + cfg_.hostname + ">"});
+                       .message_id = "<" + m.meta.id + "@" + cfg_->hostname + ">"});
     if (!added.empty())
         m.parts.push_back(std::move(added));
     m.parts.push_back(std::move(file.message));

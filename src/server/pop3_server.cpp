@@ -24,20 +24,27 @@
 namespace postern::server {
 
 struct pop3_server::shared {
-    shared(asio::io_context& io_, const config::settings& cfg_, const util::clock& clock_, tls::server_contexts* tls_,
-           std::shared_ptr<auth::credentials> credentials_)
-        : io(io_), svc(io_, metrics::protocol::pop3), cfg(cfg_), clock(clock_), tls(tls_), credentials(std::move(credentials_)),
-          limiter(cfg_.auth.ip_max_failures, cfg_.auth.ip_window)
+    shared(asio::io_context& io_, const live::current& live_, const util::clock& clock_)
+        : io(io_), svc(io_, metrics::protocol::pop3, {config::listener_mode::pop3}, live_), clock(clock_),
+          limiter(0, std::chrono::seconds(0))
     {
+        adopt(*live_.get());
+    }
+
+    // A session's generation: the address lockouts take its settings when
+    // they changed.
+    void adopt(const live::generation& gen)
+    {
+        if (gen.number == adopted)
+            return;
+        adopted = gen.number;
+        limiter.configure(gen.cfg.auth.ip_max_failures, gen.cfg.auth.ip_window);
     }
 
     asio::io_context& io;
     service svc;
-    std::vector<pop3::session_config> session_cfgs; // per listener, by index
-    const config::settings& cfg;
     const util::clock& clock;
-    tls::server_contexts* tls;
-    std::shared_ptr<auth::credentials> credentials;
+    std::uint64_t adopted = 0; // the generation whose settings limiter has
     auth::failure_limiter limiter;
     // Declared last, so it is joined before anything its jobs use goes away.
     asio::thread_pool pool{1};
@@ -87,9 +94,8 @@ struct seen_result {
 
 } // namespace
 
-pop3_server::pop3_server(asio::io_context& io, const config::settings& cfg, const util::clock& clock,
-                         tls::server_contexts* tls, std::shared_ptr<auth::credentials> credentials)
-    : st_(std::make_shared<shared>(io, cfg, clock, tls, std::move(credentials)))
+pop3_server::pop3_server(asio::io_context& io, const live::current& live, const util::clock& clock)
+    : st_(std::make_shared<shared>(io, live, clock))
 {
 }
 
@@ -97,25 +103,14 @@ pop3_server::~pop3_server() = default;
 
 void pop3_server::bind()
 {
-    for (const auto& l : st_->cfg.listeners) {
-        if (l.mode != config::listener_mode::pop3)
-            continue;
-        st_->svc.listen(l, st_->tls != nullptr);
-        pop3::session_config sc;
-        sc.stls = l.tls == config::listener_tls::starttls;
-        sc.implicit_tls = l.tls == config::listener_tls::implicit;
-        sc.auth = st_->credentials ? pop3::auth_offer::tls_only : pop3::auth_offer::never;
-        sc.max_errors = st_->cfg.lim.errors;
-        sc.max_auth_failures = st_->cfg.auth.max_failures;
-        st_->session_cfgs.push_back(sc);
-    }
+    st_->svc.bind();
 }
 
 void pop3_server::start()
 {
     auto st = st_;
-    st_->svc.start([st](std::size_t i, net::tcp::socket sock) {
-        asio::co_spawn(st->io, session(st, i, std::move(sock)), log_spawn_failure);
+    st_->svc.start([st](config::listener l, net::tcp::socket sock) {
+        asio::co_spawn(st->io, session(st, std::move(l), std::move(sock)), log_spawn_failure);
     });
 }
 
@@ -139,20 +134,34 @@ std::size_t pop3_server::sessions() const noexcept
     return st_->svc.sessions();
 }
 
-net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_t index, net::tcp::socket sock)
+service& pop3_server::listeners() noexcept
 {
-    const auto& lim = st->cfg.lim;
-    auto accepted = st->svc.open(std::move(sock), index, lim);
+    return st_->svc;
+}
+
+net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, config::listener l, net::tcp::socket sock)
+{
+    auto accepted = st->svc.open(std::move(sock), std::move(l));
     if (!accepted)
         co_return; // the client left before we looked
     client& cl = *accepted;
     const auto& c = cl.c;
     const std::string& ip = cl.ip;
     const std::string& sid = cl.sid;
-    auto session_cfg = st->session_cfgs[index];
+    // The configuration at connect, for the whole session.
+    const live::generation& gen = *cl.gen;
+    const auto& cfg = gen.cfg;
+    const auto& lim = cfg.lim;
+    st->adopt(gen);
+    pop3::session_config session_cfg;
+    session_cfg.stls = cl.listener.tls == config::listener_tls::starttls;
+    session_cfg.implicit_tls = cl.listener.tls == config::listener_tls::implicit;
+    session_cfg.auth = gen.credentials ? pop3::auth_offer::tls_only : pop3::auth_offer::never;
+    session_cfg.max_errors = lim.errors;
+    session_cfg.max_auth_failures = cfg.auth.max_failures;
     // auth.plaintext_loopback: for tests on one machine, login without TLS
     // from loopback only; everyone else must encrypt first (RFC 2595 2.3).
-    if (session_cfg.auth == pop3::auth_offer::tls_only && st->cfg.auth.plaintext_loopback && cl.loopback)
+    if (session_cfg.auth == pop3::auth_offer::tls_only && cfg.auth.plaintext_loopback && cl.loopback)
         session_cfg.auth = pop3::auth_offer::always;
     pop3::session s(session_cfg);
     bool open = cl.admitted;
@@ -169,7 +178,7 @@ net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_
     }
     // RFC 8314 3.3: on port 995 the handshake comes first, then the greeting.
     if (open && session_cfg.implicit_tls)
-        open = co_await handshake(c, *st->tls, sid, ip);
+        open = co_await handshake(c, *gen.tls, sid, ip);
     if (open)
         s.start();
 
@@ -218,33 +227,16 @@ net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_
         }
         case pop3::event::check_auth: {
             user = util::to_lower(s.pending_user());
-            if (st->limiter.locked(ip, st->clock.now())) {
-                // Not even checked: a locked-out client learns nothing.
-                s.answer_auth(pop3::auth_verdict::locked);
-                log::warn("auth").kv("session", sid).kv("client", ip).kv("proto", "pop3").kv("result", "locked");
+            auto verifying = verify_login(st->pool, st->limiter, st->clock, gen, c, cl, "pop3", user,
+                                          s.pending_password(), s.auth_failures());
+            const auto checked = co_await std::move(verifying);
+            if (checked != login_check::ok) {
+                s.answer_auth(checked == login_check::locked  ? pop3::auth_verdict::locked
+                              : checked == login_check::error ? pop3::auth_verdict::temp_fail
+                                                              : pop3::auth_verdict::invalid);
                 break;
             }
-            bool ok = false;
-            std::error_code aec;
-            if (st->credentials) {
-                set_deadline(c, lim.command_timeout);
-                std::tie(aec, ok) = co_await check_password(st->pool, st->credentials, user, s.pending_password());
-            }
-            if (aec) {
-                s.answer_auth(pop3::auth_verdict::temp_fail);
-                log::error("auth").kv("session", sid).kv("client", ip).kv("proto", "pop3").kv("user", user)
-                    .kv("result", "error").kv("error", aec.message());
-                break;
-            }
-            if (!ok) {
-                log::warn("auth").kv("session", sid).kv("client", ip).kv("proto", "pop3").kv("user", user)
-                    .kv("result", "failed").kv("failures", s.auth_failures() + 1);
-                co_await login_failed(st->limiter, ip, st->clock.now(), st->cfg.auth.failure_delay,
-                                      s.auth_failures() + 1);
-                s.answer_auth(pop3::auth_verdict::invalid);
-                break;
-            }
-            dir = user_maildir(st->cfg.mail_root, user);
+            dir = user_maildir(cfg.mail_root, user);
             util::result<maildrop> opened = util::make_error_code(util::errc::not_found);
             if (!dir.empty()) {
                 auto job = [d = dir]() { return open_maildrop(d); };
@@ -352,7 +344,7 @@ net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, std::size_
                 break;
             }
             set_deadline(c, lim.command_timeout);
-            s.tls_started(co_await handshake(c, *st->tls, sid, ip));
+            s.tls_started(co_await handshake(c, *gen.tls, sid, ip));
             restart_deadline = true;
             break;
         }

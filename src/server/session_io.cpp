@@ -245,6 +245,35 @@ net::awaitable<void> login_failed(auth::failure_limiter& limiter, std::string ip
     co_await delay.async_wait(net::use_nothrow);
 }
 
+net::awaitable<login_check> verify_login(asio::thread_pool& pool, auth::failure_limiter& limiter,
+                                         const util::clock& clock, const live::generation& gen,
+                                         std::shared_ptr<connection> c, const client& cl, std::string proto,
+                                         std::string user, std::string password, std::uint32_t failures)
+{
+    if (limiter.locked(cl.ip, clock.now())) {
+        log::warn("auth").kv("session", cl.sid).kv("client", cl.ip).kv("proto", proto).kv("result", "locked");
+        co_return login_check::locked;
+    }
+    bool ok = false;
+    std::error_code ec;
+    if (gen.credentials) {
+        set_deadline(c, gen.cfg.lim.command_timeout);
+        std::tie(ec, ok) = co_await check_password(pool, gen.credentials, user, std::move(password));
+    }
+    if (ec) {
+        log::error("auth").kv("session", cl.sid).kv("client", cl.ip).kv("proto", proto).kv("user", user)
+            .kv("result", "error").kv("error", ec.message());
+        co_return login_check::error;
+    }
+    if (!ok) {
+        log::warn("auth").kv("session", cl.sid).kv("client", cl.ip).kv("proto", proto).kv("user", user)
+            .kv("result", "failed").kv("failures", failures + 1);
+        co_await login_failed(limiter, cl.ip, clock.now(), gen.cfg.auth.failure_delay, failures + 1);
+        co_return login_check::invalid;
+    }
+    co_return login_check::ok;
+}
+
 std::string user_maildir(const std::string& mail_root, const std::string& user)
 {
     auto at = user.rfind('@');
@@ -272,26 +301,119 @@ net::awaitable<std::tuple<std::error_code, bool>> check_password(asio::thread_po
     co_return std::tuple(std::error_code(), *r);
 }
 
-std::size_t service::listen(const config::listener& l, bool tls_available)
+bool service::owns(config::listener_mode m) const
 {
-    slots_.push_back({&l, bind_listener(io_, l, tls_available)});
-    return slots_.size() - 1;
+    return std::find(modes_.begin(), modes_.end(), m) != modes_.end();
 }
 
-void service::start(std::function<void(std::size_t, net::tcp::socket)> spawn)
+void service::bind()
 {
-    for (std::size_t i = 0; i < slots_.size(); ++i)
-        asio::co_spawn(io_,
-                       accept_loop(slots_[i].acceptor,
-                                   [spawn, i](net::tcp::socket sock) { spawn(i, std::move(sock)); }),
-                       log_spawn_failure);
+    const auto gen = current_.get();
+    for (const auto& l : gen->cfg.listeners)
+        if (owns(l.mode))
+            slots_.push_back(std::make_shared<slot>(slot{l, bind_listener(io_, l, gen->tls != nullptr)}));
+}
+
+net::awaitable<void> service::accept_on(std::shared_ptr<slot> s, spawn_fn spawn)
+{
+    // Named first: g++ 12 destroys a temporary inside co_await twice (PR 100611).
+    std::function<void(net::tcp::socket)> to_session = [s, spawn](net::tcp::socket sock) {
+        spawn(s->listener, std::move(sock));
+    };
+    auto loop = accept_loop(s->acceptor, std::move(to_session));
+    co_await std::move(loop);
+}
+
+void service::run(const std::shared_ptr<slot>& s)
+{
+    asio::co_spawn(io_, accept_on(s, spawn_), log_spawn_failure);
+}
+
+void service::start(spawn_fn spawn)
+{
+    spawn_ = std::move(spawn);
+    for (const auto& s : slots_)
+        run(s);
+}
+
+namespace {
+
+bool same_address(const config::listener& a, const config::listener& b)
+{
+    return a.host == b.host && a.port == b.port;
+}
+
+} // namespace
+
+void service::prepare(const live::generation& next)
+{
+    cancel();
+    if (stopped_)
+        return;
+    std::vector<std::shared_ptr<slot>> staged;
+    for (const auto& l : next.cfg.listeners) {
+        if (!owns(l.mode))
+            continue;
+        next_.push_back(l);
+        bool kept = std::any_of(slots_.begin(), slots_.end(),
+                                [&l](const auto& s) { return same_address(s->listener, l); });
+        if (!kept) {
+            staged.push_back(std::make_shared<slot>(slot{l, bind_listener(io_, l, next.tls != nullptr)}));
+        } else if (l.tls != config::listener_tls::none && next.tls == nullptr) {
+            next_.clear();
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                    "listener " + l.spec + ": TLS without a certificate");
+        }
+    }
+    staged_ = std::move(staged);
+}
+
+void service::commit()
+{
+    if (stopped_)
+        return;
+    std::vector<std::shared_ptr<slot>> now;
+    for (auto& s : slots_) {
+        auto it = std::find_if(next_.begin(), next_.end(),
+                               [&s](const config::listener& l) { return same_address(s->listener, l); });
+        if (it == next_.end()) {
+            std::error_code ec;
+            s->acceptor.close(ec); // its loop ends; sessions from it go on
+            log::info("unlisten").kv("address", s->listener.spec).kv("mode", mode_name(s->listener.mode));
+            continue;
+        }
+        if (it->mode != s->listener.mode || it->tls != s->listener.tls)
+            log::info("listen").kv("address", it->spec).kv("mode", mode_name(it->mode))
+                .kv("tls", tls_name(it->tls)).kv("changed", "yes");
+        s->listener = *it;
+        now.push_back(s);
+    }
+    for (auto& s : staged_) {
+        now.push_back(s);
+        if (spawn_)
+            run(s);
+    }
+    slots_ = std::move(now);
+    staged_.clear();
+    next_.clear();
+}
+
+void service::cancel()
+{
+    for (auto& s : staged_) {
+        std::error_code ec;
+        s->acceptor.close(ec);
+    }
+    staged_.clear();
+    next_.clear();
 }
 
 void service::stop()
 {
+    stopped_ = true;
     for (auto& entry : slots_) {
         std::error_code ec;
-        entry.acceptor.close(ec);
+        entry->acceptor.close(ec);
     }
 }
 
@@ -306,7 +428,7 @@ void service::force_close()
     live_.stop_all();
 }
 
-std::optional<client> service::open(net::tcp::socket sock, std::size_t index, const config::limits& lim)
+std::optional<client> service::open(net::tcp::socket sock, config::listener l)
 {
     std::error_code ec;
     auto remote = sock.remote_endpoint(ec);
@@ -319,11 +441,13 @@ std::optional<client> service::open(net::tcp::socket sock, std::size_t index, co
     cl.c = std::make_shared<connection>(std::move(sock));
     cl.c->stream.socket().non_blocking(true, ec);
     cl.c->stream.socket().set_option(net::tcp::no_delay(true), ec);
-    cl.admitted = counter_.admit(cl.ip, lim);
+    cl.gen = current_.get();
+    cl.listener = std::move(l);
+    cl.admitted = counter_.admit(cl.ip, cl.gen->cfg.lim);
     cl.admitted ? metrics::connection_opened(proto_) : metrics::connection_rejected(proto_);
     live_.add(cl.c);
     log::info("connect").kv("session", cl.sid).kv("client", cl.ip).kv("port", remote.port())
-        .kv("listener", slots_[index].listener->spec);
+        .kv("listener", cl.listener.spec);
     return cl;
 }
 

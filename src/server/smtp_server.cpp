@@ -27,14 +27,25 @@
 namespace postern::server {
 
 struct smtp_server::shared {
-    shared(asio::io_context& io_, const config::settings& cfg_, const route::table& routes_,
-           queue::group_committer& committer_, const util::clock& clock_, tls::server_contexts* tls_,
-           std::shared_ptr<auth::credentials> credentials_)
-        : io(io_), svc(io_, metrics::protocol::smtp), cfg(cfg_), routes(routes_), committer(committer_), clock(clock_),
-          tls(tls_),
-          credentials(std::move(credentials_)), limiter(cfg_.auth.ip_max_failures, cfg_.auth.ip_window),
-          disks({cfg_.spool_dir, cfg_.mail_root}, cfg_.lim.min_free_space)
+    shared(asio::io_context& io_, const live::current& live_, queue::group_committer& committer_,
+           const util::clock& clock_)
+        : io(io_),
+          svc(io_, metrics::protocol::smtp, {config::listener_mode::smtp, config::listener_mode::submission}, live_),
+          committer(committer_), clock(clock_), limiter(0, std::chrono::seconds(0)), disks({}, 0)
     {
+        adopt(*live_.get());
+    }
+
+    // A session's generation: the server-wide state (address lockouts, the
+    // free space watch) takes its settings when they changed.
+    void adopt(const live::generation& gen)
+    {
+        if (gen.number == adopted)
+            return;
+        adopted = gen.number;
+        limiter.configure(gen.cfg.auth.ip_max_failures, gen.cfg.auth.ip_window);
+        disks = util::free_space_monitor({gen.cfg.spool_dir, gen.cfg.mail_root}, gen.cfg.lim.min_free_space);
+        min_free_space = gen.cfg.lim.min_free_space;
     }
 
     // Whether new mail must wait for disk space; logs each change.
@@ -44,7 +55,7 @@ struct smtp_server::shared {
         bool low = disks.low(std::chrono::steady_clock::now(), &changed);
         if (changed && low)
             log::warn("storage").kv("result", "low").kv("dir", disks.low_dir())
-                .kv("min_free_space", cfg.lim.min_free_space).kv("action", "452 4.3.1 to MAIL and DATA");
+                .kv("min_free_space", min_free_space).kv("action", "452 4.3.1 to MAIL and DATA");
         else if (changed)
             log::info("storage").kv("result", "ok");
         return low;
@@ -52,19 +63,13 @@ struct smtp_server::shared {
 
     asio::io_context& io;
     service svc;
-    std::vector<smtp::session_config> session_cfgs; // per listener, by index
-    const config::settings& cfg;
-    const route::table& routes;
     queue::group_committer& committer;
     const util::clock& clock;
-    tls::server_contexts* tls;
-    std::shared_ptr<auth::credentials> credentials;
     std::size_t* total = nullptr;
-    std::vector<util::cidr> relay_networks;
-    // Lower-cased login name → the lower-cased sender addresses it may use.
-    std::map<std::string, std::set<std::string>, std::less<>> senders; // = sender_table
+    std::uint64_t adopted = 0; // the generation whose settings limiter and disks have
     auth::failure_limiter limiter;
     util::free_space_monitor disks;
+    std::uint64_t min_free_space = 0;
     // Declared last, so it is joined before anything its jobs use goes away.
     asio::thread_pool pool{1};
 };
@@ -119,9 +124,7 @@ smtp::rcpt_verdict verdict_for(const route::table& routes, const mail::address& 
 // RFC 6409 6.1: an authenticated user may send as the addresses the
 // configuration gives them (or as anyone, with auth.any_sender). The null
 // sender is always allowed (notifications, RFC 8098 MDNs).
-using sender_table = std::map<std::string, std::set<std::string>, std::less<>>;
-
-bool sender_owned(const sender_table& senders, bool any_sender, std::string_view user, const mail::path& sender)
+bool sender_owned(const live::sender_table& senders, bool any_sender, std::string_view user, const mail::path& sender)
 {
     if (any_sender || sender.null)
         return true;
@@ -129,54 +132,43 @@ bool sender_owned(const sender_table& senders, bool any_sender, std::string_view
     return it != senders.end() && it->second.count(util::to_lower(sender.addr.str())) != 0;
 }
 
+// The session settings of listener l under generation gen.
+smtp::session_config session_config_for(const live::generation& gen, const config::listener& l)
+{
+    smtp::session_config sc;
+    sc.hostname = gen.cfg.hostname;
+    sc.max_message_size = gen.cfg.lim.message_size;
+    sc.max_recipients = gen.cfg.lim.recipients;
+    sc.max_errors = gen.cfg.lim.errors;
+    sc.starttls = l.tls == config::listener_tls::starttls;
+    sc.implicit_tls = l.tls == config::listener_tls::implicit;
+    sc.submission = l.mode == config::listener_mode::submission;
+    sc.max_auth_failures = gen.cfg.auth.max_failures;
+    sc.auth = gen.credentials && !gen.senders.empty() ? smtp::auth_offer::tls_only : smtp::auth_offer::never;
+    return sc;
+}
+
 } // namespace
 
-smtp_server::smtp_server(asio::io_context& io, const config::settings& cfg, const route::table& routes,
-                         queue::group_committer& committer, const util::clock& clock, tls::server_contexts* tls,
-                         std::shared_ptr<auth::credentials> credentials)
-    : st_(std::make_shared<shared>(io, cfg, routes, committer, clock, tls, std::move(credentials)))
+smtp_server::smtp_server(asio::io_context& io, const live::current& live, queue::group_committer& committer,
+                         const util::clock& clock)
+    : st_(std::make_shared<shared>(io, live, committer, clock))
 {
     st_->total = &total_;
-    for (const auto& n : cfg.relay_networks)
-        if (auto c = util::cidr::parse(n))
-            st_->relay_networks.push_back(*c); // config validated every entry
-    for (const auto& u : cfg.users) {
-        if (u.password.empty())
-            continue;
-        auto& mine = st_->senders[util::to_lower(u.address)];
-        mine.insert(util::to_lower(u.address));
-        for (const auto& a : u.addresses)
-            mine.insert(util::to_lower(a));
-    }
 }
 
 smtp_server::~smtp_server() = default;
 
 void smtp_server::bind()
 {
-    for (const auto& l : st_->cfg.listeners) {
-        if (l.mode != config::listener_mode::smtp && l.mode != config::listener_mode::submission)
-            continue; // another server's
-        st_->svc.listen(l, st_->tls != nullptr);
-        smtp::session_config sc;
-        sc.hostname = st_->cfg.hostname;
-        sc.max_message_size = st_->cfg.lim.message_size;
-        sc.max_recipients = st_->cfg.lim.recipients;
-        sc.max_errors = st_->cfg.lim.errors;
-        sc.starttls = l.tls == config::listener_tls::starttls;
-        sc.implicit_tls = l.tls == config::listener_tls::implicit;
-        sc.submission = l.mode == config::listener_mode::submission;
-        sc.max_auth_failures = st_->cfg.auth.max_failures;
-        sc.auth = st_->credentials && !st_->senders.empty() ? smtp::auth_offer::tls_only : smtp::auth_offer::never;
-        st_->session_cfgs.push_back(std::move(sc));
-    }
+    st_->svc.bind();
 }
 
 void smtp_server::start()
 {
     auto st = st_;
-    st_->svc.start([st](std::size_t i, net::tcp::socket sock) {
-        asio::co_spawn(st->io, session(st, i, std::move(sock)), log_spawn_failure);
+    st_->svc.start([st](config::listener l, net::tcp::socket sock) {
+        asio::co_spawn(st->io, session(st, std::move(l), std::move(sock)), log_spawn_failure);
     });
 }
 
@@ -200,23 +192,33 @@ std::size_t smtp_server::sessions() const noexcept
     return st_->svc.sessions();
 }
 
-net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_t index, net::tcp::socket sock)
+service& smtp_server::listeners() noexcept
 {
-    const auto& lim = st->cfg.lim;
-    auto accepted = st->svc.open(std::move(sock), index, lim);
+    return st_->svc;
+}
+
+net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, config::listener l, net::tcp::socket sock)
+{
+    auto accepted = st->svc.open(std::move(sock), std::move(l));
     if (!accepted)
         co_return; // the client left before we looked
     client& cl = *accepted;
     const auto& c = cl.c;
     const std::string& ip = cl.ip;
     const std::string& sid = cl.sid;
-    auto session_cfg = st->session_cfgs[index];
+    // The configuration at connect, for the whole session (a reload
+    // meanwhile does not change the rules of a transaction under way).
+    const live::generation& gen = *cl.gen;
+    const auto& cfg = gen.cfg;
+    const auto& lim = cfg.lim;
+    st->adopt(gen);
+    auto session_cfg = session_config_for(gen, cl.listener);
     // auth.plaintext_loopback: for tests on one machine, AUTH without TLS
     // from loopback only; everyone else must encrypt first (RFC 4954 4).
-    if (session_cfg.auth == smtp::auth_offer::tls_only && st->cfg.auth.plaintext_loopback && cl.loopback)
+    if (session_cfg.auth == smtp::auth_offer::tls_only && cfg.auth.plaintext_loopback && cl.loopback)
         session_cfg.auth = smtp::auth_offer::always;
     smtp::server_session s(session_cfg);
-    const bool in_relay_networks = util::in_any(st->relay_networks, ip);
+    const bool in_relay_networks = util::in_any(gen.relay_networks, ip);
     ++*st->total;
     const bool over = !cl.admitted;
 
@@ -237,7 +239,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
     }
     if (open && session_cfg.implicit_tls) {
         // RFC 8314 3.3: the handshake comes first, then the greeting.
-        open = co_await handshake(c, *st->tls, sid, ip);
+        open = co_await handshake(c, *gen.tls, sid, ip);
         s.tls_started(open, open ? c->stream.tls_description() : std::string());
     }
     // The read deadline runs per command, not per read: it restarts only
@@ -299,7 +301,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             // RFC 5321 4.1.1.3 lets a server decline the relaying a source
             // route implies: never relay for one, authenticated or not.
             const bool may_relay = (in_relay_networks || s.authenticated()) && !s.pending_rcpt_source_routed();
-            const auto verdict = verdict_for(st->routes, s.pending_rcpt(), may_relay);
+            const auto verdict = verdict_for(gen.routes, s.pending_rcpt(), may_relay);
             if (verdict == smtp::rcpt_verdict::unknown_user)
                 metrics::refused(metrics::refusal::unknown_user);
             else if (verdict == smtp::rcpt_verdict::relay_denied)
@@ -308,7 +310,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             break;
         }
         case smtp::event::check_sender: {
-            bool owned = sender_owned(st->senders, st->cfg.auth.any_sender, auth_user, s.envelope().sender);
+            bool owned = sender_owned(gen.senders, cfg.auth.any_sender, auth_user, s.envelope().sender);
             if (!owned)
                 metrics::refused(metrics::refusal::sender_refused);
             if (!owned)
@@ -341,7 +343,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             std::error_code aec;
             if (creds) {
                 set_deadline(c, lim.command_timeout);
-                std::tie(aec, ok) = co_await check_password(st->pool, st->credentials, user,
+                std::tie(aec, ok) = co_await check_password(st->pool, gen.credentials, user,
                                                             std::move(creds->password));
             }
             if (aec) {
@@ -359,7 +361,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             }
             log::warn("auth").kv("session", sid).kv("client", ip).kv("mechanism", mech).kv("user", user)
                 .kv("result", "failed").kv("failures", s.auth_failures() + 1);
-            co_await login_failed(st->limiter, ip, st->clock.now(), st->cfg.auth.failure_delay, s.auth_failures() + 1);
+            co_await login_failed(st->limiter, ip, st->clock.now(), cfg.auth.failure_delay, s.auth_failures() + 1);
             s.answer_auth(smtp::auth_verdict::invalid);
             break;
         }
@@ -379,7 +381,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             m.meta.envid = env.envid;
             for (std::size_t i = 0; i < env.recipients.size(); ++i) {
                 queue::recipient qr;
-                qr.address = st->routes.canonical(env.recipients[i]).str();
+                qr.address = gen.routes.canonical(env.recipients[i]).str();
                 if (i < env.rcpt_dsn.size()) {
                     qr.notify = env.rcpt_dsn[i].notify;
                     qr.orcpt = env.rcpt_dsn[i].orcpt;
@@ -388,14 +390,14 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
             }
             std::string for_rcpt = m.meta.recipients.size() == 1 ? m.meta.recipients[0].address : std::string();
             auto date = util::rfc5322_date(now);
-            m.parts.push_back(smtp::received_header({s.helo(), ip, st->cfg.hostname, s.protocol(), m.meta.id,
+            m.parts.push_back(smtp::received_header({s.helo(), ip, cfg.hostname, s.protocol(), m.meta.id,
                                                      for_rcpt, date, s.tls_description()}));
             // RFC 6409 8.2, 8.3: a submission server completes what a mail
             // client left out. Only for submission (and AUTH) clients: an MX
             // must not alter mail in transit.
             if (session_cfg.submission || s.authenticated()) {
                 auto added = mail::missing_header_fields(
-                    s.body(), {.from = {}, .date = date, .message_id = "<" + m.meta.id + "@" + st->cfg.hostname + ">"});
+                    s.body(), {.from = {}, .date = date, .message_id = "<" + m.meta.id + "@" + cfg.hostname + ">"});
                 if (!added.empty())
                     m.parts.push_back(std::move(added));
             }
@@ -437,7 +439,7 @@ net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, std::size_
                 break;
             }
             set_deadline(c, lim.command_timeout);
-            bool ok = co_await handshake(c, *st->tls, sid, ip);
+            bool ok = co_await handshake(c, *gen.tls, sid, ip);
             s.tls_started(ok, ok ? c->stream.tls_description() : std::string());
             if (ok)
                 auth_user.clear(); // RFC 3207 4.2: the session forgot the login too

@@ -310,7 +310,7 @@ TEST_CASE("errors name the source, the key path and what was expected")
     SUBCASE("a listener mode not in the list")
     {
         CHECK(error_of(R"({"listeners": [{"address": "127.0.0.1:25", "mode": "pop5"}]})") ==
-            R"(/tmp/x.json: listeners[0].mode: expected one of "smtp", "submission", "pop3", got "pop5")");
+            R"(/tmp/x.json: listeners[0].mode: expected one of "smtp", "submission", "pop3", "imap", got "pop5")");
     }
     SUBCASE("a user outside the local domains")
     {
@@ -424,7 +424,7 @@ TEST_CASE("wrong JSON types are refused for every key")
         {"/listeners/0", "127.0.0.1:25",
             "listeners[0]: expected an object (keys: address, mode, tls), got \"127.0.0.1:25\""},
         {"/listeners/0/address", 25, "listeners[0].address: expected IP:PORT with an IP literal"},
-        {"/listeners/0/mode", true, "listeners[0].mode: expected one of \"smtp\", \"submission\", \"pop3\", got true"},
+        {"/listeners/0/mode", true, "listeners[0].mode: expected one of \"smtp\", \"submission\", \"pop3\", \"imap\", got true"},
         {"/listeners/0/tls", "ssl",
             "listeners[0].tls: expected one of \"starttls\", \"implicit\", \"none\", got \"ssl\""},
         {"/local_domains", "example.test", "local_domains: expected an array of domain names, got \"example.test\""},
@@ -1023,12 +1023,16 @@ TEST_CASE("the example conf/postern.json is a valid configuration")
 {
     auto s = load_file(POSTERN_SOURCE_DIR "/conf/postern.json");
     CHECK(s.hostname == "mx.example.test");
-    REQUIRE(s.listeners.size() == 5);
+    REQUIRE(s.listeners.size() == 7);
     CHECK(s.listeners[0].spec == "0.0.0.0:25");
     CHECK(s.listeners[1].mode == listener_mode::submission);
     CHECK(s.listeners[2].tls == listener_tls::implicit);
     CHECK(s.listeners[3].mode == listener_mode::pop3);
     CHECK(s.listeners[4].tls == listener_tls::implicit);
+    CHECK(s.listeners[5].mode == listener_mode::imap);
+    CHECK(s.listeners[5].tls == listener_tls::starttls);
+    CHECK(s.listeners[6].mode == listener_mode::imap);
+    CHECK(s.listeners[6].tls == listener_tls::implicit);
     CHECK(s.run_as_user == "postern"); // root binds the ports, then runs as postern
     CHECK(s.metrics.spec == "127.0.0.1:9025");
     CHECK(s.local_domains == std::vector<std::string>{"example.test"});

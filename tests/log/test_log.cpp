@@ -1,11 +1,15 @@
 #include "postern/log/log.hpp"
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <syslog.h>
 #include <unistd.h>
 
 using namespace postern;
@@ -85,3 +89,52 @@ TEST_CASE("info lines are dropped when not verbose, in both formats")
 }
 
 } // TEST_SUITE
+
+TEST_CASE("syslog priorities are facility mail with the severity mapped")
+{
+    CHECK(log::syslog_priority(log::severity::info) == (LOG_MAIL | LOG_INFO));
+    CHECK(log::syslog_priority(log::severity::warn) == (LOG_MAIL | LOG_WARNING));
+    CHECK(log::syslog_priority(log::severity::error) == (LOG_MAIL | LOG_ERR));
+    CHECK(log::syslog_priority(log::severity::fatal) == (LOG_MAIL | LOG_CRIT));
+    CHECK(log::syslog_priority(log::severity::panic) == (LOG_MAIL | LOG_CRIT));
+}
+
+TEST_CASE("with syslog each line is one datagram in syslog(3)'s local format")
+{
+    char dir[] = "/tmp/postern-log-XXXXXX";
+    REQUIRE(::mkdtemp(dir) != nullptr);
+    const std::string path = std::string(dir) + "/log";
+    int s = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(s >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    REQUIRE(::bind(s, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(log::set_syslog(path));
+    log::warn("syslog_test").kv("id", "0123456789abcdef").kv("n", 3);
+    char buf[2048];
+    const auto n = ::recv(s, buf, sizeof buf, MSG_DONTWAIT);
+    REQUIRE(n > 0);
+    const std::string got(buf, static_cast<std::size_t>(n));
+    CAPTURE(got);
+    const auto prefix = "<" + std::to_string(LOG_MAIL | LOG_WARNING) + ">";
+    CHECK(got.rfind(prefix, 0) == 0);
+    // "<28>Nov 26 06:50:31 postern[4711]: severity=warn event=…", no newline
+    CHECK(got.find(" postern[" + std::to_string(::getpid()) + "]: severity=warn event=syslog_test id=0123456789abcdef n=3") ==
+          prefix.size() + 15);
+    CHECK(got.back() != '\n');
+
+    SUBCASE("when the socket is gone, lines go to the descriptor")
+    {
+        ::close(s);
+        ::unlink(path.c_str());
+        auto out = captured(log::format::text, [] { log::error("syslog_gone").kv("k", "v"); });
+        CHECK(out.find("postern: severity=error event=syslog_gone k=v\n") != std::string::npos);
+        s = -1;
+    }
+    log::set_syslog("");
+    if (s >= 0)
+        ::close(s);
+    ::unlink(path.c_str());
+    ::rmdir(dir);
+}

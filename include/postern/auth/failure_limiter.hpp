@@ -29,6 +29,8 @@ public:
     void failed(const std::string& address, util::time_point now);
 
     std::size_t tracked() const noexcept { return entries_.size(); }
+    // New limits (a configuration reload); the failures counted so far stay.
+    void configure(std::uint32_t max_failures, std::chrono::seconds window);
 
 private:
     struct entry {

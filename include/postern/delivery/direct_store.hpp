@@ -20,8 +20,8 @@ namespace postern::delivery {
 
 class direct_store final : public queue::store {
 public:
-    direct_store(queue::store& spool, local_agent& agent, const route::table& routes,
-                 const util::clock& clock);
+    // Recipients are routed by the agent's table (agent.refresh() at each commit).
+    direct_store(queue::store& spool, local_agent& agent, const util::clock& clock);
 
     std::vector<util::result<void>> commit(std::span<queue::new_message> batch) override;
     util::result<std::vector<std::string>> list() override { return spool_.list(); }
@@ -36,7 +36,6 @@ private:
 
     queue::store& spool_;
     local_agent& agent_;
-    const route::table& routes_;
     const util::clock& clock_;
 };
 

@@ -28,6 +28,7 @@
 
 #include "postern/config/config.hpp"
 #include "postern/delivery/remote_agent.hpp"
+#include "postern/live/generation.hpp"
 #include "postern/net/asio.hpp"
 
 namespace postern::delivery {
@@ -39,6 +40,11 @@ public:
 
     // cfg.delivery.lmtp must be set; cfg outlives the agent.
     lmtp_agent(asio::io_context& io, const config::settings& cfg, done_fn done);
+    // Live: each connection takes the generation in force (hostname,
+    // remote.* timeouts and reuse); the server (delivery.lmtp) and handles()
+    // stay as at construction (live::restart_only; the runner asks the
+    // generation for the domains). live outlives the agent.
+    lmtp_agent(asio::io_context& io, const live::current& live, done_fn done);
     // True when mail for this (lower-case) local domain goes over LMTP.
     bool handles(std::string_view domain) const;
     // "lmtp:unix:/run/dovecot/lmtp": relay= in the delivery log lines.

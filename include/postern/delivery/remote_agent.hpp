@@ -21,6 +21,7 @@
 
 #include "postern/config/config.hpp"
 #include "postern/dns/resolver.hpp"
+#include "postern/live/generation.hpp"
 #include "postern/net/asio.hpp"
 #include "postern/smtp/client_session.hpp"
 
@@ -65,7 +66,10 @@ class remote_agent {
 public:
     using done_fn = std::function<void(remote_outcome)>;
 
-    remote_agent(asio::io_context& io, dns::resolver& resolver, const config::settings& cfg,
+    // live: the configuration (remote.*, relay.*, hostname), taken afresh
+    // by every delivery attempt; relay.password_file is read here, once.
+    // live outlives the agent.
+    remote_agent(asio::io_context& io, dns::resolver& resolver, const live::current& live,
                  done_fn done);
     void submit(remote_job job);
     // Stops taking jobs; connections in progress finish their transaction.

@@ -28,6 +28,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -48,6 +49,10 @@ struct runner_options {
     remote_agent* remote = nullptr;        // null: remote recipients wait
     lmtp_agent* lmtp = nullptr;            // null: no LMTP delivery (local_agent has no lmtp_domains)
     std::size_t max_batch = 256;
+    // Set: retry, delay_warning and hostname follow the generation in force,
+    // taken (with agent.refresh()) at the start of each pass; live outlives
+    // the runner.
+    const live::current* live = nullptr;
 };
 
 class runner {
@@ -74,6 +79,10 @@ public:
 private:
     using snapshot = std::vector<queue::rcpt_state>;
     void run();
+    // Takes the generation in force (runner_options::live), with the agent.
+    void refresh();
+    // Whether opt_.lmtp delivers this domain (under the generation in use).
+    bool lmtp_handles(std::string_view domain) const;
     void process(std::vector<std::string> ids, bool recovered);
     void apply(remote_outcome o);
     void dispatch_remote(const queue::entry& e, const std::shared_ptr<const std::string>& message,
@@ -106,6 +115,7 @@ private:
     // Runner thread only: recipients handed to the remote agent, not yet answered.
     std::set<std::pair<std::string, std::string>> in_flight_;
     std::map<std::string, std::string> remote_mta_; // "id\naddress" → host, for DSNs
+    std::set<std::string, std::less<>> lmtp_domains_; // runner_options::live: the generation's
 };
 
 } // namespace postern::delivery

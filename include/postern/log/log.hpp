@@ -6,6 +6,15 @@
 // numbers stay numbers, strings are escaped, and octets that are not UTF-8
 // are written as \u00XX so every line is valid JSON. A line is emitted by one
 // write(2) when the builder is destroyed, so lines from threads never interleave.
+// With set_syslog() (serve --log-target syslog) each line is one datagram to
+// the local syslog socket instead, in the format glibc's syslog(3) sends
+// ("<PRI>Mmm dd hh:mm:ss postern[PID]: severity=… event=…", facility mail,
+// RFC 3164 4.1 as /dev/log readers — journald, rsyslog — take it); the
+// timestamp and pid are then syslog's, not repeated in the text. Written
+// directly rather than through syslog(3) because syslog(3) can only reach
+// /dev/log: a test points this at a socket of its own, and both run the same
+// code. When the socket is unreachable (no syslog daemon, restarted), the
+// line goes to the descriptor instead: nothing is dropped silently.
 // Never pass AUTH payloads or message bodies. Thread: any thread.
 #pragma once
 
@@ -18,6 +27,10 @@ namespace postern::log {
 
 enum class severity { info, warn, error, fatal, panic };
 enum class format { text, json };
+
+// The syslog priority of a line: facility LOG_MAIL with info → LOG_INFO,
+// warn → LOG_WARNING, error → LOG_ERR, fatal and panic → LOG_CRIT.
+int syslog_priority(severity s) noexcept;
 
 class line {
 public:
@@ -42,6 +55,7 @@ private:
 
     std::string buf_;
     bool json_ = false;
+    severity severity_ = severity::info;
 };
 
 inline line info(std::string_view event) { return line(severity::info, event); }
@@ -60,5 +74,10 @@ void set_fd(int fd);
 void set_verbose(bool on);
 // text (default) or json; set once at start-up.
 void set_format(format f);
+// Lines go to the syslog socket at path (a UNIX datagram socket, "/dev/log"
+// normally) from now on; set once at start-up. False (errno set) when no
+// socket can be made; an unreachable path is not an error (see above).
+// An empty path: back to the descriptor.
+bool set_syslog(const std::string& path = "/dev/log");
 
 } // namespace postern::log

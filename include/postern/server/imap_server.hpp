@@ -21,20 +21,22 @@
 
 #include <memory>
 
-#include "postern/auth/credentials.hpp"
 #include "postern/config/config.hpp"
+#include "postern/live/generation.hpp"
 #include "postern/net/asio.hpp"
-#include "postern/tls/context.hpp"
 #include "postern/util/clock.hpp"
 
 namespace postern::server {
 
+class service;
+
 class imap_server {
 public:
-    // tls: the server certificate (nullptr: no TLS listener, no STARTTLS).
-    // credentials: who may log in (nullptr: nobody). Both outlive the server.
-    imap_server(asio::io_context& io, const config::settings& cfg, const util::clock& clock,
-                tls::server_contexts* tls, std::shared_ptr<auth::credentials> credentials);
+    // live: the configuration in force, with the certificate (generation::tls
+    // nullptr: no TLS listener, no STARTTLS) and who may log in
+    // (generation::credentials nullptr: nobody). A session keeps the
+    // generation it connected under. live outlives the server.
+    imap_server(asio::io_context& io, const live::current& live, const util::clock& clock);
     ~imap_server();
 
     // Binds every "imap" listener; throws std::system_error naming one that
@@ -49,10 +51,12 @@ public:
     // The grace time is over: every remaining session is cut now.
     void force_close();
     std::size_t sessions() const noexcept;
+    // Its listeners, for a reload (service::prepare/commit/cancel).
+    service& listeners() noexcept;
 
 private:
     struct shared;
-    static net::awaitable<void> session(std::shared_ptr<shared> st, std::size_t index, net::tcp::socket sock);
+    static net::awaitable<void> session(std::shared_ptr<shared> st, config::listener l, net::tcp::socket sock);
 
     std::shared_ptr<shared> st_;
 };

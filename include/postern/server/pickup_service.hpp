@@ -57,6 +57,7 @@
 #include "postern/config/config.hpp"
 #include "postern/queue/group_committer.hpp"
 #include "postern/route/table.hpp"
+#include "postern/live/generation.hpp"
 #include "postern/util/clock.hpp"
 #include "postern/util/result.hpp"
 
@@ -66,6 +67,10 @@ class pickup_service {
 public:
     pickup_service(const config::settings& cfg, const route::table& routes, queue::group_committer& committer,
                    const util::clock& clock, std::chrono::milliseconds interval = std::chrono::seconds(1));
+    // Live: each file is taken under the generation in force (limits,
+    // routes, hostname, sendmail.trusted_users); live outlives the service.
+    pickup_service(const live::current& live, queue::group_committer& committer, const util::clock& clock,
+                   std::chrono::milliseconds interval = std::chrono::seconds(1));
     ~pickup_service();
     pickup_service(const pickup_service&) = delete;
     pickup_service& operator=(const pickup_service&) = delete;
@@ -111,8 +116,10 @@ private:
     // A file that stays (unreadable, commit failed) is logged once, not every pass.
     void report_left(const std::string& name, std::string_view what, const std::string& error);
 
-    const config::settings& cfg_;
-    const route::table& routes_;
+    const live::current* live_ = nullptr;
+    std::shared_ptr<const live::generation> gen_; // live: the one in use (scan thread)
+    const config::settings* cfg_;
+    const route::table* routes_;
     queue::group_committer& committer_;
     const util::clock& clock_;
     std::chrono::milliseconds interval_;

@@ -11,26 +11,29 @@
 // a second session gets "-ERR [IN-USE]". Files are removed only in the
 // UPDATE state after QUIT (RFC 1939 6): a cut connection deletes nothing.
 // Passwords are never logged; the user name is.
+// Configuration: each session keeps the generation in force when its client
+// connected (service::open), as SMTP sessions do.
 // Thread: the io_context's thread; every Maildir access and the password
 // KDF run on the server's one-thread pool, never the event loop.
 #pragma once
 
 #include <memory>
 
-#include "postern/auth/credentials.hpp"
 #include "postern/config/config.hpp"
+#include "postern/live/generation.hpp"
 #include "postern/net/asio.hpp"
-#include "postern/tls/context.hpp"
 #include "postern/util/clock.hpp"
 
 namespace postern::server {
 
+class service;
+
 class pop3_server {
 public:
-    // tls: the server certificate (nullptr: no TLS listener, no STLS).
-    // credentials: who may log in (nullptr: nobody). Both outlive the server.
-    pop3_server(asio::io_context& io, const config::settings& cfg, const util::clock& clock,
-                tls::server_contexts* tls, std::shared_ptr<auth::credentials> credentials);
+    // live: the configuration in force, with the certificate (generation::tls
+    // nullptr: no TLS listener, no STLS) and who may log in
+    // (generation::credentials nullptr: nobody). live outlives the server.
+    pop3_server(asio::io_context& io, const live::current& live, const util::clock& clock);
     ~pop3_server();
 
     // Binds every "pop3" listener; throws std::system_error naming one that
@@ -46,10 +49,12 @@ public:
     // The grace time is over: every remaining session is cut now.
     void force_close();
     std::size_t sessions() const noexcept;
+    // Its listeners, for a reload (service::prepare/commit/cancel).
+    service& listeners() noexcept;
 
 private:
     struct shared;
-    static net::awaitable<void> session(std::shared_ptr<shared> st, std::size_t index, net::tcp::socket sock);
+    static net::awaitable<void> session(std::shared_ptr<shared> st, config::listener l, net::tcp::socket sock);
 
     std::shared_ptr<shared> st_;
 };

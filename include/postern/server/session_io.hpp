@@ -32,6 +32,7 @@
 #include "postern/auth/credentials.hpp"
 #include "postern/auth/failure_limiter.hpp"
 #include "postern/config/config.hpp"
+#include "postern/live/generation.hpp"
 #include "postern/metrics/metrics.hpp"
 #include "postern/net/asio.hpp"
 #include "postern/tls/context.hpp"
@@ -143,22 +144,33 @@ struct client {
     std::string sid;       // the session id of its log lines
     bool loopback = false;
     bool admitted = false; // within the connection limits
+    // The configuration in force when the client connected: the session
+    // keeps it to the end, whatever a reload does meanwhile.
+    std::shared_ptr<const live::generation> gen;
+    config::listener listener; // the one it connected to, as configured then
 };
 
 // The accepting side every protocol server shares: its listeners, the live
-// connections with their counts and metrics, a graceful stop. Owned by the
-// server's shared state (the accept loops and sessions keep it alive).
+// connections with their counts and metrics, a graceful stop, the reload of
+// its listeners. Owned by the server's shared state (the accept loops and
+// sessions keep it alive). modes: the listener modes this server serves.
 class service {
 public:
-    service(asio::io_context& io, metrics::protocol proto) : io_(io), proto_(proto) {}
+    service(asio::io_context& io, metrics::protocol proto, std::vector<config::listener_mode> modes,
+            const live::current& live)
+        : io_(io), proto_(proto), modes_(std::move(modes)), current_(live)
+    {
+    }
 
-    // Binds l (bind_listener) and keeps it; returns its index.
-    std::size_t listen(const config::listener& l, bool tls_available);
-    const config::listener& listener(std::size_t index) const { return *slots_[index].listener; }
+    bool owns(config::listener_mode m) const;
+    // Binds every listener of its modes in the current generation (throws
+    // std::system_error naming the one that cannot be bound).
+    void bind();
     std::size_t listeners() const noexcept { return slots_.size(); }
 
-    // Accepts on every listener; spawn(index, socket) starts the session.
-    void start(std::function<void(std::size_t, net::tcp::socket)> spawn);
+    // Accepts on every listener; spawn(client's listener, socket) starts the session.
+    using spawn_fn = std::function<void(config::listener, net::tcp::socket)>;
+    void start(spawn_fn spawn);
     // Stops accepting.
     void stop();
     // Stops accepting and wakes the idle sessions (connection_set::stop_idle).
@@ -166,21 +178,46 @@ public:
     void force_close();
     std::size_t sessions() const noexcept { return live_.size(); }
 
-    // A new connection from listener index: non-blocking, no Nagle, a
-    // session id, counted against lim (admitted false when over a limit) and
-    // logged ("connect"). nullopt when the client left before we looked.
-    std::optional<client> open(net::tcp::socket sock, std::size_t index, const config::limits& lim);
+    // Reload of the listeners, in steps over every server so that a bind
+    // error refuses the reload before anything changed (bind new, swap,
+    // close old). 1. prepare(): binds the listeners of next (its modes) at
+    // addresses it has none on, and keeps them aside; throws
+    // std::system_error (nothing kept) when one cannot be bound or wants TLS
+    // without a certificate. 2. commit(): accepts on those, gives the
+    // addresses it keeps their new settings (mode, tls: the next client
+    // gets them) and closes the rest (sessions on them go on). Or cancel():
+    // closes what prepare() bound. An address moving to another server's
+    // mode is the caller's to refuse (it is bound here still).
+    void prepare(const live::generation& next);
+    void commit();
+    void cancel();
+
+    // A new connection from a listener: non-blocking, no Nagle, a session
+    // id, the current generation, counted against its limits (admitted
+    // false when over one) and logged ("connect"). nullopt when the client
+    // left before we looked.
+    std::optional<client> open(net::tcp::socket sock, config::listener l);
     // The session's end: TLS close_notify, TCP close, counts released.
     net::awaitable<void> close(client& cl);
 
 private:
+    // Shared with its accept loop, which outlives a close() of the acceptor.
     struct slot {
-        const config::listener* listener;
+        config::listener listener;
         net::tcp::acceptor acceptor;
     };
+    static net::awaitable<void> accept_on(std::shared_ptr<slot> s, spawn_fn spawn);
+    void run(const std::shared_ptr<slot>& s);
+
     asio::io_context& io_;
     metrics::protocol proto_;
-    std::vector<slot> slots_;
+    std::vector<config::listener_mode> modes_;
+    const live::current& current_;
+    std::vector<std::shared_ptr<slot>> slots_;
+    std::vector<std::shared_ptr<slot>> staged_; // prepare()d, not yet committed
+    std::vector<config::listener> next_;        // prepare()d: the wanted ones
+    spawn_fn spawn_;                            // once started
+    bool stopped_ = false;                      // for good: a reload binds nothing
     connection_counter counter_;
     connection_set live_;
 };
@@ -218,6 +255,17 @@ auto offload(asio::thread_pool& pool, F f)
 // logs it (its protocol's fields).
 net::awaitable<void> login_failed(auth::failure_limiter& limiter, std::string ip, util::time_point now,
                                   std::chrono::milliseconds failure_delay, std::uint32_t failures);
+
+// The password step of a mail-access login (POP3, IMAP): a locked-out
+// address is not even checked; the KDF runs on the pool; a failure waits
+// login_failed()'s delay. Logged as one "auth" line with proto and user
+// (result locked, error or failed); success is left to the caller, which
+// logs it with what it opened. failures: this connection's so far.
+enum class login_check { ok, invalid, locked, error };
+net::awaitable<login_check> verify_login(asio::thread_pool& pool, auth::failure_limiter& limiter,
+                                         const util::clock& clock, const live::generation& gen,
+                                         std::shared_ptr<connection> c, const client& cl, std::string proto,
+                                         std::string user, std::string password, std::uint32_t failures);
 
 // A user's Maildir (POP3's maildrop, IMAP's INBOX): the one local delivery
 // writes for the address, mail_root/<domain>/<local>. Empty when the login

@@ -10,6 +10,9 @@
 // capped overall and per client address (421 4.7.0 at connect), failed
 // logins slow the client down and lock its address out for a while
 // (auth::failure_limiter). Passwords are never logged; the user name is.
+// Configuration: each session takes the generation in force when its client
+// connects (service::open) and keeps it to the end; a reload changes what
+// the next client gets (live/generation.hpp).
 // Thread: everything runs on the io_context's one thread, except the KDF of
 // a password check, which runs on the server's own one-thread pool.
 #pragma once
@@ -19,24 +22,24 @@
 #include <string>
 #include <vector>
 
-#include "postern/auth/credentials.hpp"
 #include "postern/config/config.hpp"
+#include "postern/live/generation.hpp"
 #include "postern/net/asio.hpp"
 #include "postern/queue/group_committer.hpp"
-#include "postern/route/table.hpp"
-#include "postern/tls/context.hpp"
 #include "postern/util/clock.hpp"
 
 namespace postern::server {
 
+class service;
+
 class smtp_server {
 public:
-    // tls: the server certificate (nullptr: no listener may use TLS; STARTTLS
-    // is then not offered). credentials: who may AUTH (nullptr: nobody, AUTH
-    // is not offered). Both must outlive the server.
-    smtp_server(asio::io_context& io, const config::settings& cfg, const route::table& routes,
-                queue::group_committer& committer, const util::clock& clock, tls::server_contexts* tls,
-                std::shared_ptr<auth::credentials> credentials);
+    // live: the configuration in force, with the certificate (generation::tls
+    // nullptr: no listener may use TLS, STARTTLS is not offered) and who may
+    // AUTH (generation::credentials nullptr: nobody, AUTH is not offered).
+    // live must outlive the server.
+    smtp_server(asio::io_context& io, const live::current& live, queue::group_committer& committer,
+                const util::clock& clock);
     ~smtp_server();
 
     // Binds every listener (large backlog: BENCH-NOTES). Throws
@@ -56,12 +59,14 @@ public:
     void force_close();
     // Sessions still open.
     std::size_t sessions() const noexcept;
+    // Its listeners, for a reload (service::prepare/commit/cancel).
+    service& listeners() noexcept;
 
     std::size_t connections() const noexcept { return total_; }
 
 private:
     struct shared;
-    static net::awaitable<void> session(std::shared_ptr<shared> st, std::size_t index, net::tcp::socket sock);
+    static net::awaitable<void> session(std::shared_ptr<shared> st, config::listener l, net::tcp::socket sock);
 
     std::shared_ptr<shared> st_;
     std::size_t total_ = 0;
