@@ -1,6 +1,7 @@
 #include "postern/mailbox/maildir.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
@@ -8,9 +9,11 @@
 #include <system_error>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "postern/mailbox/line_ends.hpp"
 #include "postern/util/error.hpp"
 #include "postern/util/strings.hpp"
 
@@ -64,7 +67,8 @@ util::result<void> list(const std::string& dir, std::string_view sub, std::vecto
         if (info != std::string_view::npos)
             m.flags = std::string(name.substr(info + info_prefix.size()));
         m.uid = pop3_uid(m.unique);
-        m.size = static_cast<std::uint64_t>(st.st_size);
+        m.file_size = static_cast<std::uint64_t>(st.st_size);
+        m.size = m.file_size;
         m.delivered = static_cast<std::int64_t>(st.st_mtime);
         out.push_back(std::move(m));
     }
@@ -83,6 +87,39 @@ util::result<std::string> read_file(const std::string& path)
     return s;
 }
 
+bool all_digits(std::string_view s) noexcept
+{
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// delivery::maildir_name: "<received_at>.Q<16 lower-case hex>.<host>".
+bool delivery_name(std::string_view unique) noexcept
+{
+    const auto dot = unique.find('.');
+    if (dot == std::string_view::npos || !all_digits(unique.substr(0, dot)))
+        return false;
+    const auto rest = unique.substr(dot + 1);
+    constexpr std::size_t id_len = 16;
+    if (rest.size() < 1 + id_len + 2 || rest[0] != 'Q' || rest[1 + id_len] != '.')
+        return false;
+    return std::all_of(rest.begin() + 1, rest.begin() + 1 + id_len,
+                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// Dovecot's ",W=<vsize>" field of a unique name.
+std::optional<std::uint64_t> w_field(std::string_view unique) noexcept
+{
+    constexpr std::string_view key = ",W=";
+    const auto at = unique.find(key);
+    if (at == std::string_view::npos)
+        return std::nullopt;
+    auto digits = unique.substr(at + key.size());
+    digits = digits.substr(0, digits.find(','));
+    if (!all_digits(digits) || digits.size() > 15)
+        return std::nullopt; // not Dovecot's: read the file
+    return util::parse_uint(digits);
+}
+
 } // namespace
 
 std::string pop3_uid(const std::string& unique)
@@ -97,7 +134,62 @@ std::string pop3_uid(const std::string& unique)
     return util::hex(fnv1a(unique, 0xcbf29ce484222325ULL), 16) + util::hex(fnv1a(unique, 0x84222325cbf29ce4ULL), 16);
 }
 
+std::optional<std::uint64_t> size_from_name(std::string_view unique, std::uint64_t file_size) noexcept
+{
+    if (auto w = w_field(unique))
+        return w;
+    if (delivery_name(unique))
+        return file_size;
+    return std::nullopt;
+}
+
+util::result<std::uint64_t> rfc5322_size(const std::string& dir, const message& m)
+{
+    if (auto known = size_from_name(m.unique, m.file_size))
+        return *known;
+    const int fd = ::open((dir + "/" + m.file).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return os_error();
+    std::array<char, 65536> buf{};
+    std::uint64_t size = 0;
+    bool after_cr = false;
+    for (;;) {
+        const auto n = ::read(fd, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            const auto ec = util::last_os_error();
+            ::close(fd);
+            return ec;
+        }
+        if (n == 0)
+            break;
+        const std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
+        size += chunk.size() + bare_lf_count(chunk, after_cr);
+        after_cr = chunk.back() == '\r';
+    }
+    ::close(fd);
+    return size;
+}
+
 util::result<std::vector<message>> snapshot(const std::string& dir)
+{
+    auto all = listing(dir);
+    if (!all)
+        return all;
+    std::vector<message> out;
+    out.reserve(all->size());
+    for (auto& m : *all) {
+        auto size = rfc5322_size(dir, m);
+        if (!size && size.error() == util::errc::not_found)
+            continue; // moved or removed since listing()
+        m.size = size ? *size : m.file_size;
+        out.push_back(std::move(m));
+    }
+    return out;
+}
+
+util::result<std::vector<message>> listing(const std::string& dir)
 {
     std::vector<message> out;
     for (std::string_view sub : {"new", "cur"})
@@ -113,7 +205,10 @@ util::result<std::vector<message>> snapshot(const std::string& dir)
 
 util::result<std::string> read(const std::string& dir, const message& m)
 {
-    return read_file(dir + "/" + m.file);
+    auto bytes = read_file(dir + "/" + m.file);
+    if (!bytes)
+        return bytes;
+    return to_crlf(std::move(*bytes));
 }
 
 util::result<std::string> read_top(const std::string& dir, const message& m, std::uint64_t body_lines)

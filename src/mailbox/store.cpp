@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "postern/mailbox/line_ends.hpp"
 #include "postern/mailbox/lock.hpp"
 #include "postern/mailbox/maildir.hpp"
 #include "postern/mailbox/uid_index.hpp"
@@ -121,7 +122,7 @@ std::vector<std::string> folders_on_disk(const std::string& root, std::size_t ma
 // The folder's messages with names the index can hold, each unique once.
 util::result<std::vector<message>> scan(const std::string& path)
 {
-    auto all = snapshot(path);
+    auto all = listing(path); // opens no file: sizes come from the index
     if (!all)
         return all;
     std::vector<message> out;
@@ -144,12 +145,27 @@ message_info info_of(const message& m, const index_entry& e)
     i.uid = e.uid;
     i.unique = m.unique;
     i.file = m.file;
-    i.size = m.size;
+    i.size = e.size.value_or(m.file_size); // unknown only while its file moves (refresh)
     i.flags = m.flags;
     i.keywords = e.keywords;
     i.internal_date = m.delivered;
     i.recent = in_new(m.file);
     return i;
+}
+
+// The RFC 5322 size of m (RFC 9051 2.3.4), found once when it gets its UID
+// (or when a version 1 index is upgraded): from its name, or by reading
+// it (maildir.hpp rfc5322_size). A file that cannot be read counts as
+// stored, as reading it for FETCH fails the same way. nullopt: moved or
+// removed since the scan (the next refresh finds it again).
+std::optional<std::uint64_t> size_of(const std::string& path, const message& m)
+{
+    auto size = rfc5322_size(path, m);
+    if (size)
+        return *size;
+    if (size.error() == util::errc::not_found)
+        return std::nullopt;
+    return m.file_size;
 }
 
 // The folder as the index and the disk agree on it now.
@@ -208,6 +224,10 @@ util::result<folder_state> refresh(const std::string& root, const std::string& p
             dirty = true; // expunged behind our back
             continue;
         }
+        if (!e.size) { // a version 1 entry
+            e.size = size_of(path, *f->second);
+            dirty = true;
+        }
         st.messages.push_back(info_of(*f->second, e));
         kept.push_back(std::move(e));
         indexed.insert(f->second->unique);
@@ -220,7 +240,10 @@ util::result<folder_state> refresh(const std::string& root, const std::string& p
                 continue;
             if (st.index.uidnext == std::numeric_limits<std::uint32_t>::max())
                 return util::errc::limit; // RFC 9051 2.3.1.1: would need a new UIDVALIDITY
-            index_entry e{st.index.uidnext++, m.unique, {}};
+            const auto size = size_of(path, m);
+            if (!size)
+                continue; // renamed this instant: given its UID next time, under its new name
+            index_entry e{st.index.uidnext++, m.unique, {}, size};
             st.messages.push_back(info_of(m, e));
             st.index.entries.push_back(std::move(e));
             indexed.insert(m.unique);
@@ -882,12 +905,15 @@ util::result<std::string> store::read(const folder_view& view, std::uint32_t uid
     if (m == nullptr)
         return util::errc::not_found;
     auto bytes = util::read_file(join(view.path_, m->file));
-    if (bytes || bytes.error() != std::errc::no_such_file_or_directory)
+    if (!bytes && bytes.error() == std::errc::no_such_file_or_directory) {
+        auto now = locate(view.path_, m->unique); // its flags changed meanwhile
+        if (!now)
+            return now.error();
+        bytes = util::read_file(join(view.path_, now->file));
+    }
+    if (!bytes)
         return bytes;
-    auto now = locate(view.path_, m->unique); // its flags changed meanwhile
-    if (!now)
-        return now.error();
-    return util::read_file(join(view.path_, now->file));
+    return to_crlf(std::move(*bytes)); // RFC 9051 2.3.4: in RFC 5322 format, as RFC822.SIZE counts it
 }
 
 util::result<append_result> store::append(std::string_view folder, std::string_view bytes, const flag_set& flags,
@@ -912,7 +938,7 @@ util::result<append_result> store::append(std::string_view folder, std::string_v
         if (auto w = deliver_bytes(*path, unique, file, bytes, internal_date.value_or(now)); !w)
             return w.error();
         const std::uint32_t uid = st->index.uidnext++;
-        st->index.entries.push_back({uid, unique, flags.keywords});
+        st->index.entries.push_back({uid, unique, flags.keywords, bytes.size() + bare_lf_count(bytes)});
         if (auto w = write_index(*path, st->index); !w)
             return w.error();
         return append_result{st->index.uidvalidity, uid};
@@ -968,7 +994,7 @@ util::result<copy_result> store::transfer(folder_view& view, std::span<const std
                 break;
             }
             const std::uint32_t uid = st->index.uidnext++;
-            st->index.entries.push_back({uid, unique, m.keywords});
+            st->index.entries.push_back({uid, unique, m.keywords, m.size}); // the same bytes
             out.uids.emplace_back(m.uid, uid);
             moved.insert(m.uid);
         }

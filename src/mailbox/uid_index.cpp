@@ -14,8 +14,10 @@ namespace postern::mailbox {
 
 namespace {
 
-constexpr std::string_view version_line = "postern-uidlist 1";
+constexpr std::string_view version_line = "postern-uidlist 2";
+constexpr std::string_view version1_line = "postern-uidlist 1"; // no size field
 constexpr std::string_view magic = "postern-uidlist ";
+constexpr std::string_view unknown_size = "-";
 
 // A decimal uid or UIDVALIDITY: 1..2^32-1 (RFC 9051 9 nz-number).
 std::optional<std::uint32_t> parse_nz32(std::string_view s) noexcept
@@ -48,10 +50,12 @@ bool lines_of(std::string_view text, std::vector<std::string_view>& out)
     return true;
 }
 
-util::result<index_entry> decode_entry(std::string_view line, std::uint32_t after, std::uint32_t uidnext)
+util::result<index_entry> decode_entry(std::string_view line, std::uint32_t after, std::uint32_t uidnext,
+                                       bool has_size)
 {
     auto fields = util::split(line, ' ');
-    if (fields.size() < 2 || fields.size() > 2 + max_keywords)
+    const std::size_t fixed = has_size ? 3 : 2;
+    if (fields.size() < fixed || fields.size() > fixed + max_keywords)
         return util::errc::corrupt;
     index_entry e;
     const auto uid = parse_nz32(fields[0]);
@@ -59,7 +63,12 @@ util::result<index_entry> decode_entry(std::string_view line, std::uint32_t afte
         return util::errc::corrupt;
     e.uid = *uid;
     e.unique = std::string(fields[1]);
-    for (std::size_t i = 2; i < fields.size(); ++i) {
+    if (has_size && fields[2] != unknown_size) {
+        e.size = util::parse_uint(fields[2]);
+        if (!e.size)
+            return util::errc::corrupt;
+    }
+    for (std::size_t i = fixed; i < fields.size(); ++i) {
         if (!valid_keyword(fields[i]))
             return util::errc::corrupt;
         e.keywords.emplace_back(fields[i]);
@@ -104,6 +113,8 @@ std::string encode_index(const uid_index& index)
         out += std::to_string(e.uid);
         out += ' ';
         out += e.unique;
+        out += ' ';
+        out += e.size ? std::to_string(*e.size) : std::string(unknown_size);
         for (const auto& k : e.keywords) {
             out += ' ';
             out += k;
@@ -118,7 +129,8 @@ util::result<uid_index> decode_index(std::string_view text)
     std::vector<std::string_view> lines;
     if (!lines_of(text, lines) || lines.size() < 3)
         return util::errc::corrupt;
-    if (lines[0] != version_line)
+    const bool has_size = lines[0] == version_line;
+    if (!has_size && lines[0] != version1_line)
         return lines[0].substr(0, magic.size()) == magic ? util::errc::unsupported_version : util::errc::corrupt;
     uid_index index;
     const auto validity = keyed_number(lines[1], "uidvalidity");
@@ -130,7 +142,7 @@ util::result<uid_index> decode_index(std::string_view text)
     std::unordered_set<std::string_view> seen;
     std::uint32_t last = 0;
     for (std::size_t i = 3; i < lines.size(); ++i) {
-        auto e = decode_entry(lines[i], last, index.uidnext);
+        auto e = decode_entry(lines[i], last, index.uidnext, has_size);
         if (!e)
             return e.error();
         if (!seen.insert(util::split(lines[i], ' ')[1]).second)

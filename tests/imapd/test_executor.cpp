@@ -391,6 +391,31 @@ TEST_SUITE("imapd")
         }
     }
 
+    TEST_CASE("a message with bare LF line ends is fetched as CRLF: RFC822.SIZE, BODYSTRUCTURE and BODY[1] agree (RFC 9051 2.3.4)")
+    {
+        fixture f;
+        // As procmail or maildrop write it: LF line ends.
+        const std::string lf = "Subject: lf\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n"
+                               "--b\nContent-Type: text/plain\n\none\ntwo\nsix\n--b\n"
+                               "Content-Type: text/plain\n\nseven\n--b--\n";
+        std::string crlf;
+        for (char c : lf)
+            crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+        f.put("new/1700000001.M2P2.procmail", lf, 100);
+        f.select("s EXAMINE INBOX");
+        const std::string part1 = "one\r\ntwo\r\nsix"; // the line end before a delimiter is the delimiter's
+        CHECK(f.text("a FETCH 1 (RFC822.SIZE BODY[1] BODY[])") ==
+              "* 1 FETCH (RFC822.SIZE " + std::to_string(crlf.size()) + " BODY[1] " + literal(part1) + " BODY[] " +
+                  literal(crlf) + ")\r\na OK FETCH completed\r\n");
+        // RFC 9051 7.5.2 body-fld-octets: each part's size as BODY[n] sends it (13, not 11).
+        CHECK(f.text("b FETCH 1 BODYSTRUCTURE") ==
+              "* 1 FETCH (BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" " +
+                  std::to_string(part1.size()) +
+                  " 3 NIL NIL NIL NIL)(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 5 1 NIL NIL NIL "
+                  "NIL) \"mixed\" (\"boundary\" \"b\") NIL NIL NIL))\r\nb OK FETCH completed\r\n");
+        CHECK(f.text("c SEARCH LARGER " + std::to_string(lf.size())) == "* SEARCH 1\r\nc OK SEARCH completed\r\n");
+    }
+
     TEST_CASE("FETCH BINARY[] sets \\Seen like BODY[] (RFC 3516 4.2)")
     {
         fixture f;

@@ -1494,6 +1494,29 @@ def test_changes_by_other_maildir_tools_reach_a_selected_session(imap):
         assert next(iter(fetches(r.untagged).values()))["BODY[]"] == dropped
 
 
+def test_a_message_with_lf_line_ends_from_another_tool_is_served_as_crlf(imap):
+    """Not every Maildir writer uses CRLF (procmail, maildrop write LF): on
+    the wire a message is CRLF (RFC 9051 2.3.1: RFC 5322 format), and
+    RFC822.SIZE counts exactly the octets BODY[] sends."""
+    imap.deliver(ALICE, [msg(1)])   # the Maildir exists
+    lf = msg(71, "written with LF", ["one", "two", "", "four"]).replace(b"\r\n", b"\n")
+    tmp = imap.folder_dir(ALICE) / "tmp" / "1800000001.M2P2.procmail"
+    tmp.write_bytes(lf)
+    tmp.rename(imap.folder_dir(ALICE) / "new" / tmp.name)
+    crlf = lf.replace(b"\n", b"\r\n")
+    with imap.session(folder="INBOX") as c:
+        seq = c.msgmap()["m71@client.test"][0]
+        r = c.ok(f"FETCH {seq} (RFC822.SIZE BODY.PEEK[] BODY.PEEK[TEXT] BODY.PEEK[]<10.20>)")
+        f = fetches(r.untagged)[seq]
+        assert f["BODY[]"] == crlf, f["BODY[]"]
+        assert int(f["RFC822.SIZE"]) == len(crlf), f["RFC822.SIZE"]
+        assert f["BODY[TEXT]"] == b"one\r\ntwo\r\n\r\nfour\r\n"
+        assert f["BODY[]<10>"] == crlf[10:30]
+        r = c.ok("STATUS INBOX (SIZE)")
+        total = sum(len(d) for p, d in imap.files(ALICE).values() if b"m71@" not in d) + len(crlf)
+        assert status_of(r.untagged)["INBOX"]["SIZE"] == total, (r, total)
+
+
 def test_two_sessions_on_one_folder_see_flags_expunges_and_new_mail(imap):
     imap.deliver(ALICE, MESSAGES)
     with imap.session(folder="INBOX") as a, imap.session(folder="INBOX") as b:

@@ -196,6 +196,47 @@ def test_rset_undeletes_and_top_does_not_mark_seen(pop):
     assert path.parent.name == "new", "TOP must not mark a message seen"
 
 
+def test_a_message_with_lf_line_ends_from_another_tool_is_served_as_crlf(pop):
+    """procmail and maildrop write LF line ends; RFC 1939 11: "the message
+    is transmitted with CRLF line ends", and LIST/STAT count exactly the
+    octets RETR sends (RFC 1939 5: "the exact size of the message")."""
+    stored = pop.deliver(ALICE, MESSAGES[1:2])  # the Maildir exists
+    lf = make_message("written with LF", ["one", ".dot", "", "four"]).replace(b"\r\n", b"\n")
+    base = pop.srv.maildir(ALICE)
+    tmp = base / "tmp" / "1800000001.M2P2.procmail"
+    tmp.write_bytes(lf)
+    tmp.rename(base / "new" / tmp.name)
+    crlf = lf.replace(b"\n", b"\r\n")
+    p = pop.poplib()
+    login(p)
+    n = {uid: k for k, uid in uidl_map(p).items()}["1800000001.M2P2.procmail"]
+    resp, listing, _ = p.list()
+    sizes = {int(k): int(v) for k, v in (l.split() for l in listing)}
+    assert sizes[n] == len(crlf), (sizes, len(crlf), len(lf))
+    assert p.stat() == (2, len(crlf) + sum(len(b) for _, b in stored.values()))
+    assert p.list(n).split()[2] == str(len(crlf)).encode()
+    resp, lines, octets = p.retr(n)
+    assert octets == len(crlf), (octets, len(crlf))  # poplib counts each line with its line end
+    assert b"\r\n".join(lines) + b"\r\n" == crlf
+    resp, lines, octets = p.top(n, 1)
+    assert b"\r\n".join(lines) + b"\r\n" == crlf[:crlf.index(b"\r\n\r\n") + 4] + b"one\r\n"
+    assert octets == len(b"\r\n".join(lines) + b"\r\n")
+    p.quit()
+    # The wire itself: CRLF throughout, the "." line stuffed (RFC 1939 3).
+    with socket.create_connection(("127.0.0.1", pop.pop3), timeout=TIMEOUT) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"+OK")
+        s.sendall(f"USER {ALICE}\r\nPASS {PASSWORD}\r\nRETR {n}\r\nQUIT\r\n".encode())
+        for _ in range(3):
+            assert f.readline().startswith(b"+OK")
+        wire = b""
+        while not wire.endswith(b"\r\n.\r\n"):
+            chunk = f.readline()
+            assert chunk, wire
+            wire += chunk
+    assert wire == crlf.replace(b"\r\n.dot", b"\r\n..dot") + b".\r\n"
+
+
 def test_a_maildrop_is_locked_for_one_session(pop):
     pop.deliver(ALICE, MESSAGES[:1])
     first = pop.poplib()

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include <sys/stat.h>
@@ -156,5 +157,58 @@ TEST_SUITE("mailbox")
         CHECK(mailbox::read_top(m.dir, e, 1).error() == util::errc::not_found);
         CHECK(mailbox::mark_seen(m.dir, e).error() == util::errc::not_found);
         CHECK(mailbox::remove(m.dir, e).error() == util::errc::not_found);
+    }
+
+    TEST_CASE("POP3 sizes, RETR and TOP of a message written with bare LF count and send CRLF")
+    {
+        maildir_fixture m;
+        const std::string lf = "From: a\nSubject: s\n\nline1\nline2\r\nline3\n";
+        const std::string crlf = "From: a\r\nSubject: s\r\n\r\nline1\r\nline2\r\nline3\r\n";
+        m.put("new/1700000001.M2P2.procmail", lf, 1);
+        auto s = mailbox::snapshot(m.dir);
+        REQUIRE(s);
+        REQUIRE(s->size() == 1);
+        auto& e = (*s)[0];
+        CHECK(e.file_size == lf.size());
+        CHECK(e.size == crlf.size()); // RFC 1939 11: LIST counts the octets RETR sends
+        CHECK(*mailbox::read(m.dir, e) == crlf);
+        CHECK(*mailbox::read_top(m.dir, e, 0) == "From: a\r\nSubject: s\r\n\r\n");
+        CHECK(*mailbox::read_top(m.dir, e, 1) == "From: a\r\nSubject: s\r\n\r\nline1\r\n");
+        CHECK(*mailbox::read_top(m.dir, e, 99) == crlf);
+        SUBCASE("listing() opens no file: its size is the file's")
+        {
+            auto l = mailbox::listing(m.dir);
+            REQUIRE(l);
+            CHECK((*l)[0].size == lf.size());
+        }
+        SUBCASE("a file gone between listing and counting is left out")
+        {
+            auto l = mailbox::listing(m.dir);
+            REQUIRE(l);
+            fs::remove(m.dir + "/new/1700000001.M2P2.procmail");
+            CHECK(mailbox::rfc5322_size(m.dir, (*l)[0]).error() == util::errc::not_found);
+        }
+    }
+
+    TEST_CASE("a size a name vouches for is taken without reading the file")
+    {
+        // Dovecot: ",W=<size with CRLF line ends>", as it is.
+        CHECK(mailbox::size_from_name("1700000001.M1P1.h,S=10,W=12", 10) == 12);
+        CHECK(mailbox::size_from_name("1700000001.M1P1.h,W=12,S=10", 10) == 12);
+        CHECK(mailbox::size_from_name("1700000001.M1P1.h,W=", 10) == std::nullopt);
+        CHECK(mailbox::size_from_name("1700000001.M1P1.h,W=1x", 10) == std::nullopt);
+        CHECK(mailbox::size_from_name("1700000001.M1P1.h,S=10", 10) == std::nullopt);
+        // postern's delivery ("<time>.Q<16 hex>.<host>") writes CRLF only.
+        CHECK(mailbox::size_from_name("1700000001.Q0123456789abcdef.mx1", 10) == 10);
+        CHECK(mailbox::size_from_name("1700000001.Q0123456789abcdef.", 10) == std::nullopt);
+        CHECK(mailbox::size_from_name("1700000001.Q0123456789ABCDEF.mx1", 10) == std::nullopt);
+        CHECK(mailbox::size_from_name("1700000001.Qabc.mx1", 10) == std::nullopt);
+        CHECK(mailbox::size_from_name("x.Q0123456789abcdef.mx1", 10) == std::nullopt);
+        CHECK(mailbox::size_from_name("1700000001.M1P2Q3.mx1", 10) == std::nullopt); // an IMAP APPEND
+        maildir_fixture m;
+        m.put("new/1700000001.M1P1.h,S=2,W=3", "a\n", 1);
+        auto s = mailbox::snapshot(m.dir);
+        REQUIRE(s);
+        CHECK((*s)[0].size == 3);
     }
 }

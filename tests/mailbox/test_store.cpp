@@ -739,4 +739,105 @@ TEST_SUITE("mailbox")
             CHECK(v.find(uid) != nullptr);
         CHECK(v.uidnext() == v.messages().back().uid + 1); // no UID burnt on a message seen twice
     }
+
+    TEST_CASE("a message written with bare LF by another tool is sized and read in CRLF form")
+    {
+        store_fixture f;
+        // procmail/maildrop: LF line ends; a CRLF and a lone CR stay as they are.
+        const std::string lf = "Subject: lf\n\none\r\ntwo\rthree\n\nfour\n";
+        const std::string crlf = "Subject: lf\r\n\r\none\r\ntwo\rthree\r\n\r\nfour\r\n";
+        f.put("new/1700000001.M2P2.procmail", lf, 100);
+        f.deliver("", "1700000002.Q0123456789abcdef.mx", 200);
+        auto v = f.open("INBOX");
+        REQUIRE(v.messages().size() == 2);
+        CHECK(v.find(1)->size == crlf.size());
+        auto bytes = f.store.read(v, 1);
+        REQUIRE(bytes);
+        CHECK(*bytes == crlf);
+        const std::string delivered = "Subject: 1700000002.Q0123456789abcdef.mx\r\n\r\nbody\r\n";
+        CHECK(v.find(2)->size == delivered.size());
+        CHECK(*f.store.read(v, 2) == delivered);
+        auto s = f.store.status("INBOX");
+        REQUIRE(s);
+        CHECK(s->size == crlf.size() + delivered.size());
+
+        SUBCASE("the size is found once and kept in the index, never recounted")
+        {
+            auto index = mailbox::read_index(f.root);
+            REQUIRE(index);
+            REQUIRE(index->index.entries.size() == 2);
+            CHECK(index->index.entries[0].size == crlf.size());
+            // Maildir files are never rewritten; were this one, the index would still rule.
+            f.put("new/1700000001.M2P2.procmail", lf + "more\n", 100);
+            mailbox::store again(f.root, f.clock);
+            auto w = again.open("INBOX");
+            REQUIRE(w);
+            CHECK(w->find(1)->size == crlf.size());
+        }
+        SUBCASE("a flag change (a rename into cur/) keeps the size")
+        {
+            const std::vector<std::uint32_t> one{1};
+            REQUIRE(f.store.store_flags(v, one, mailbox::flag_change::add, flags({"\\Seen"})));
+            auto w = f.open("INBOX");
+            CHECK(w.find(1)->file == "cur/1700000001.M2P2.procmail:2,S");
+            CHECK(w.find(1)->size == crlf.size());
+            CHECK(*f.store.read(w, 1) == crlf);
+        }
+    }
+
+    TEST_CASE("a Dovecot name's W= size is taken as it is, without reading the file")
+    {
+        store_fixture f;
+        // Dovecot: "<unique>,S=<file size>,W=<size with CRLF line ends>".
+        f.put("cur/1700000001.M1P1.dovecot,S=12,W=14:2,S", "Subject: x\n\n", 100);
+        f.put("new/1700000002.M1P1.dovecot,W=99", "y\n", 200); // W= believed even when it is wrong
+        auto v = f.open("INBOX");
+        REQUIRE(v.messages().size() == 2);
+        CHECK(v.find(1)->unique == "1700000001.M1P1.dovecot,S=12,W=14");
+        CHECK(v.find(1)->size == 14);
+        CHECK(v.find(2)->size == 99);
+        CHECK(*f.store.read(v, 1) == "Subject: x\r\n\r\n");
+    }
+
+    TEST_CASE("a version 1 index still loads: UIDs, UIDVALIDITY and keywords kept, sizes filled in")
+    {
+        store_fixture f;
+        f.put("new/1700000001.M2P2.procmail", "a\nb\n", 100);
+        f.put("cur/1700000002.Q0123456789abcdef.mx:2,S", "c\r\n", 200);
+        REQUIRE(util::atomic_write(f.root, mailbox::index_file,
+                                   "postern-uidlist 1\nuidvalidity 1700000000\nuidnext 10\n"
+                                   "5 1700000001.M2P2.procmail $Junk\n"
+                                   "7 1700000002.Q0123456789abcdef.mx\n"));
+        auto v = f.open("INBOX");
+        CHECK_FALSE(v.index_rebuilt());
+        CHECK(v.uidvalidity() == 1700000000);
+        CHECK(v.uidnext() == 10);
+        CHECK(uids_of(v) == std::vector<std::uint32_t>{5, 7});
+        CHECK(v.find(5)->keywords == std::vector<std::string>{"$Junk"});
+        CHECK(v.find(5)->size == 6);
+        CHECK(v.find(7)->size == 3);
+        auto text = util::read_file(f.root + "/" + std::string(mailbox::index_file));
+        REQUIRE(text);
+        CHECK(*text == "postern-uidlist 2\nuidvalidity 1700000000\nuidnext 10\n"
+                       "5 1700000001.M2P2.procmail 6 $Junk\n"
+                       "7 1700000002.Q0123456789abcdef.mx 3\n");
+    }
+
+    TEST_CASE("APPEND and COPY of text with bare LF count its CRLF form")
+    {
+        store_fixture f;
+        auto a = f.store.append("INBOX", "Subject: a\n\nbody\n", {});
+        REQUIRE(a);
+        auto v = f.open("INBOX");
+        const std::string crlf = "Subject: a\r\n\r\nbody\r\n";
+        CHECK(v.find(a->uid)->size == crlf.size());
+        CHECK(*f.store.read(v, a->uid) == crlf);
+        const std::vector<std::uint32_t> one{a->uid};
+        auto c = f.store.copy(v, one, "Trash");
+        REQUIRE(c);
+        REQUIRE(c->uids.size() == 1);
+        auto t = f.open("Trash");
+        CHECK(t.find(c->uids[0].second)->size == crlf.size());
+        CHECK(*f.store.read(t, c->uids[0].second) == crlf);
+    }
 }

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <ostream>
 #include <string>
 
@@ -21,8 +22,8 @@ mailbox::uid_index sample()
     mailbox::uid_index x;
     x.uidvalidity = 1764165000;
     x.uidnext = 9;
-    x.entries.push_back({3, "1764165100.Qabc.mx1", {}});
-    x.entries.push_back({7, "1764165200.M1P2Q3.mx1", {"$Forwarded", "work"}});
+    x.entries.push_back({3, "1764165100.Qabc.mx1", {}, 120});
+    x.entries.push_back({7, "1764165200.M1P2Q3.mx1", {"$Forwarded", "work"}, std::nullopt});
     return x;
 }
 
@@ -34,8 +35,8 @@ TEST_SUITE("mailbox")
     {
         const auto text = mailbox::encode_index(sample());
         CHECK(text ==
-              "postern-uidlist 1\nuidvalidity 1764165000\nuidnext 9\n"
-              "3 1764165100.Qabc.mx1\n7 1764165200.M1P2Q3.mx1 $Forwarded work\n");
+              "postern-uidlist 2\nuidvalidity 1764165000\nuidnext 9\n"
+              "3 1764165100.Qabc.mx1 120\n7 1764165200.M1P2Q3.mx1 - $Forwarded work\n");
         auto back = mailbox::decode_index(text);
         REQUIRE(back);
         CHECK(back->uidvalidity == 1764165000);
@@ -44,36 +45,58 @@ TEST_SUITE("mailbox")
         CHECK(back->entries[1].uid == 7);
         CHECK(back->entries[1].unique == "1764165200.M1P2Q3.mx1");
         CHECK(back->entries[1].keywords == std::vector<std::string>{"$Forwarded", "work"});
+        CHECK(back->entries[0].size == 120);
+        CHECK_FALSE(back->entries[1].size);
+    }
+
+    TEST_CASE("a version 1 index (no size field) still loads, its sizes unknown")
+    {
+        auto old = mailbox::decode_index("postern-uidlist 1\nuidvalidity 1764165000\nuidnext 9\n"
+                                         "3 1764165100.Qabc.mx1\n7 1764165200.M1P2Q3.mx1 $Forwarded 120\n");
+        REQUIRE(old);
+        CHECK(old->uidvalidity == 1764165000);
+        REQUIRE(old->entries.size() == 2);
+        CHECK(old->entries[0].keywords.empty());
+        CHECK_FALSE(old->entries[0].size);
+        // In version 1 every field after the name is a keyword, digits too.
+        CHECK(old->entries[1].keywords == std::vector<std::string>{"$Forwarded", "120"});
+        CHECK_FALSE(old->entries[1].size);
+        CHECK(mailbox::encode_index(*old).starts_with("postern-uidlist 2\n"));
     }
 
     TEST_CASE("a damaged index decodes as corrupt")
     {
-        const std::string head = "postern-uidlist 1\nuidvalidity 5\nuidnext 9\n";
+        const std::string head = "postern-uidlist 2\nuidvalidity 5\nuidnext 9\n";
         for (const std::string& bad : std::vector<std::string>{
                  std::string(),
-                 head + "3 a\n3 b\n",                   // not ascending
-                 head + "4 a\n3 b\n",                   // not ascending
-                 head + "9 a\n",                        // not below uidnext
-                 head + "0 a\n",                        // uid 0
-                 head + "3 a\n4 a\n",                   // one name, two uids
-                 head + "3 a (x\n",                     // keyword not an atom
-                 head + "3 a \\Seen\n",                 // a system flag is no keyword
+                 head + "3 a 1\n3 b 1\n",               // not ascending
+                 head + "4 a 1\n3 b 1\n",               // not ascending
+                 head + "9 a 1\n",                      // not below uidnext
+                 head + "0 a 1\n",                      // uid 0
+                 head + "3 a 1\n4 a 1\n",               // one name, two uids
+                 head + "3 a 1 (x\n",                   // keyword not an atom
+                 head + "3 a 1 \\Seen\n",               // a system flag is no keyword
                  head + "3\n",                          // no name
-                 head + "3 a:2,S\n",                    // an info part is no unique name
-                 head + "3 a",                          // torn: no line end
-                 head + "3 a " + std::string(5000, 'k') + "\n", // line too long
-                 std::string("postern-uidlist 1\nuidvalidity 0\nuidnext 9\n"),
-                 std::string("postern-uidlist 1\nuidnext 9\nuidvalidity 5\n"),
+                 head + "3 a\n",                        // no size
+                 head + "3 a $Junk\n",                  // a keyword where the size goes
+                 head + "3 a -1\n",                     // not a size
+                 head + "3 a 99999999999999999999999\n", // too big
+                 head + "3 a:2,S 1\n",                  // an info part is no unique name
+                 head + "3 a 1",                        // torn: no line end
+                 head + "3 a 1 " + std::string(5000, 'k') + "\n", // line too long
+                 std::string("postern-uidlist 1\nuidvalidity 5\nuidnext 9\n3 a (x\n"),
+                 std::string("postern-uidlist 2\nuidvalidity 0\nuidnext 9\n"),
+                 std::string("postern-uidlist 2\nuidnext 9\nuidvalidity 5\n"),
                  std::string("garbage\n"),
              }) {
             CAPTURE(bad);
             CHECK(mailbox::decode_index(bad).error() == util::errc::corrupt);
         }
-        std::string many = head + "3 a";
+        std::string many = head + "3 a 1";
         for (std::size_t i = 0; i <= mailbox::max_keywords; ++i)
             many += " k" + std::to_string(i);
         CHECK(mailbox::decode_index(many + "\n").error() == util::errc::corrupt);
-        CHECK(mailbox::decode_index("postern-uidlist 2\nuidvalidity 5\nuidnext 9\n").error() ==
+        CHECK(mailbox::decode_index("postern-uidlist 3\nuidvalidity 5\nuidnext 9\n").error() ==
               util::errc::unsupported_version);
     }
 

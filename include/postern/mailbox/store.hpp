@@ -9,6 +9,11 @@
 // new/ has no flags; it moves to cur/ when its flags first change.
 // Keywords are kept in the index. \Recent is not stored: a view marks as
 // recent what was in new/ when it first saw the message.
+// Line ends: messages are served in RFC 5322 form, CRLF (RFC 9051 2.3.4),
+// whatever the writer used (procmail and maildrop write bare LF); sizes
+// count those octets. A message's size is found once, when it gets its
+// UID (its name, or reading it: maildir.hpp size_from_name/rfc5322_size),
+// and kept in the index, so SELECT and STATUS open no message file.
 // Special-use folders (RFC 6154) Sent, Drafts, Trash, Junk exist for every
 // user: always listed, created on disk when first opened, appended or
 // copied to, or asked for STATUS. INBOX is the Maildir root, created when
@@ -83,7 +88,7 @@ struct message_info {
     std::uint32_t uid = 0;
     std::string unique;      // Maildir unique name
     std::string file;        // below the folder: "new/<unique>" or "cur/<unique>:2,<letters>"
-    std::uint64_t size = 0;  // octets as stored (CRLF files: RFC822.SIZE)
+    std::uint64_t size = 0;  // RFC822.SIZE: octets in RFC 5322 form, CRLF (RFC 9051 2.3.4), from the index
     std::string flags;       // the info letters, sorted ("" in new/)
     std::vector<std::string> keywords;
     std::int64_t internal_date = 0; // the file's mtime, seconds since the epoch (RFC 9051 2.3.3)
@@ -208,7 +213,8 @@ public:
     // SELECT / EXAMINE: errc::not_found for a folder that does not exist.
     util::result<folder_view> open(std::string_view name);
     util::result<sync_changes> sync(folder_view& view);
-    // The message as stored; errc::not_found when it is gone.
+    // The message in RFC 5322 form: the file with every bare LF made CRLF
+    // (line_ends.hpp; info.size octets); errc::not_found when it is gone.
     util::result<std::string> read(const folder_view& view, std::uint32_t uid) const;
 
     // RFC 9051 6.3.12 APPEND into cur/ with flags; no internal_date means now

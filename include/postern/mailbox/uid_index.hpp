@@ -1,11 +1,18 @@
 // mailbox/uid_index.hpp — the UID index of one IMAP folder (RFC 9051 2.3.1.1:
 // UIDs strictly ascending, never reused, valid as long as UIDVALIDITY is
 // unchanged), kept in "<folder>/postern-uidlist" beside tmp/ new/ cur/:
-//     postern-uidlist 1
+//     postern-uidlist 2
 //     uidvalidity 1764165173
 //     uidnext 43
-//     7 1764165100.Q0190a1b2c3d4e5f6.mx1 $Forwarded $Junk
-//     ...                                (uid, Maildir unique name, keywords)
+//     7 1764165100.Q0190a1b2c3d4e5f6.mx1 4711 $Forwarded $Junk
+//     ...                   (uid, Maildir unique name, size, keywords)
+// size: the message's octets in RFC 5322 form, CRLF line ends (RFC 9051
+// 2.3.4 RFC822.SIZE; line_ends.hpp), found once when the message got its
+// UID, so no SELECT reads messages; "-" when not known yet. Version 1
+// files (no size field) still decode, their sizes unknown; the store fills
+// them in and writes version 2. (A postern older than version 2 takes a
+// version 2 file for an unknown version and rebuilds with a new
+// UIDVALIDITY: a downgrade costs clients a resync, never mail.)
 // The file never holds flags: the system flags live in the Maildir file
 // name (":2," info, as every Maildir tool reads them); keywords (RFC 9051
 // 2.3.2 flag-keyword atoms) only here.
@@ -13,7 +20,7 @@
 // uidnext and above 0, unique names distinct, valid (valid_unique) and
 // keywords valid (valid_keyword), at most max_keywords of them each; lines
 // at most max_index_line octets, at most max_messages entries. Anything
-// else decodes as errc::corrupt (a file of another version as
+// else decodes as errc::corrupt (a file of a version other than 1 or 2 as
 // errc::unsupported_version); read_index() then reports it so the caller
 // logs it and rebuilds with a new UIDVALIDITY — never fatal.
 // Writes: util::atomic_write (temp file, fsync, rename, fsync the folder),
@@ -29,6 +36,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +60,7 @@ struct index_entry {
     std::uint32_t uid = 0;
     std::string unique;
     std::vector<std::string> keywords;
+    std::optional<std::uint64_t> size; // RFC 5322 octets; nullopt: not known yet (version 1)
 };
 
 struct uid_index {
