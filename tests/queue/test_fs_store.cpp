@@ -25,7 +25,7 @@ namespace {
 
 using postern::testing::temp_dir;
 
-std::error_code err(errc e)
+std::error_code store_err(errc e)
 {
     return make_error_code(e);
 }
@@ -356,7 +356,7 @@ TEST_CASE("fs_store load() quarantines a damaged envelope into corrupt/")
 
     auto e = s.load(id);
     REQUIRE_FALSE(e);
-    CHECK(e.error() == err(errc::corrupt));
+    CHECK(e.error() == store_err(errc::corrupt));
     CHECK(fs::is_regular_file(d.str("corrupt/" + id))); // kept for a human to look at
     CHECK_FALSE(fs::exists(entry_path(d, id)));
     auto ids = s.list();
@@ -375,17 +375,17 @@ TEST_CASE("fs_store refuses ids that are not 16 lower-case hex digits")
     for (std::string id : {"../../etc", "../../../../tmp/pwned0000", "0123456789ABCDEF", "0123456789abcde",
                            "0123456789abcdef0", "", "0123456789abcdeg", "../queue/00/0000", "/etc/passwd00000"}) {
         CAPTURE(id);
-        CHECK(s.load(id).error() == err(errc::syntax));
-        CHECK(s.read_message(id).error() == err(errc::syntax));
-        CHECK(s.remove(id).error() == err(errc::syntax));
+        CHECK(s.load(id).error() == store_err(errc::syntax));
+        CHECK(s.read_message(id).error() == store_err(errc::syntax));
+        CHECK(s.remove(id).error() == store_err(errc::syntax));
         entry e;
         e.id = id;
         e.recipients = {{"alice@example.test", rcpt_state::pending, 0, 0, "", 0, ""}};
-        CHECK(s.update(e).error() == err(errc::syntax));
+        CHECK(s.update(e).error() == store_err(errc::syntax));
         std::vector<new_message> batch{make_message(id, {"x"})};
         auto r = s.commit(batch);
         REQUIRE(r.size() == 1);
-        CHECK(r[0].error() == err(errc::syntax));
+        CHECK(r[0].error() == store_err(errc::syntax));
     }
     CHECK(count_entries(d.str("spool/incoming")) == 0);
     CHECK(count_entries(d.path) == 1); // nothing written beside the spool
@@ -411,7 +411,7 @@ TEST_CASE("fs_store refuses a second commit of an id with errc::exists and keeps
         std::vector<new_message> batch{second, make_message("00000000000000f1", {"other"})};
         auto r = s.commit(batch);
         REQUIRE(r.size() == 2);
-        CHECK(r[0].error() == err(errc::exists));
+        CHECK(r[0].error() == store_err(errc::exists));
         CHECK(r[1]); // the rest of the batch is not affected
     }
     SUBCASE("twice in one batch")
@@ -422,7 +422,7 @@ TEST_CASE("fs_store refuses a second commit of an id with errc::exists and keeps
         auto r = s.commit(batch);
         REQUIRE(r.size() == 2);
         CHECK(r[0]);
-        CHECK(r[1].error() == err(errc::exists));
+        CHECK(r[1].error() == store_err(errc::exists));
     }
     auto e = s.load(id);
     REQUIRE(e);
