@@ -262,49 +262,19 @@ net::awaitable<idle_input> idle_read(std::shared_ptr<void> keep, asio::io_contex
 } // namespace
 
 imap_server::imap_server(asio::io_context& io, const live::current& live, const util::clock& clock)
-    : st_(std::make_shared<shared>(io, live, clock))
+    : imap_server(std::make_shared<shared>(io, live, clock))
+{
+}
+
+imap_server::imap_server(std::shared_ptr<shared> st)
+    : protocol_server(std::shared_ptr<service>(st, &st->svc),
+                      [st](config::listener l, net::tcp::socket sock) {
+                          asio::co_spawn(st->io, session(st, std::move(l), std::move(sock)), log_spawn_failure);
+                      })
 {
 }
 
 imap_server::~imap_server() = default;
-
-void imap_server::bind()
-{
-    st_->svc.bind();
-}
-
-void imap_server::start()
-{
-    auto st = st_;
-    st_->svc.start([st](config::listener l, net::tcp::socket sock) {
-        asio::co_spawn(st->io, session(st, std::move(l), std::move(sock)), log_spawn_failure);
-    });
-}
-
-void imap_server::stop()
-{
-    st_->svc.stop();
-}
-
-void imap_server::shutdown()
-{
-    st_->svc.shutdown();
-}
-
-void imap_server::force_close()
-{
-    st_->svc.force_close();
-}
-
-service& imap_server::listeners() noexcept
-{
-    return st_->svc;
-}
-
-std::size_t imap_server::sessions() const noexcept
-{
-    return st_->svc.sessions();
-}
 
 net::awaitable<void> imap_server::session(std::shared_ptr<shared> st, config::listener l, net::tcp::socket sock)
 {

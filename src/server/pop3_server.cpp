@@ -95,49 +95,19 @@ struct seen_result {
 } // namespace
 
 pop3_server::pop3_server(asio::io_context& io, const live::current& live, const util::clock& clock)
-    : st_(std::make_shared<shared>(io, live, clock))
+    : pop3_server(std::make_shared<shared>(io, live, clock))
+{
+}
+
+pop3_server::pop3_server(std::shared_ptr<shared> st)
+    : protocol_server(std::shared_ptr<service>(st, &st->svc),
+                      [st](config::listener l, net::tcp::socket sock) {
+                          asio::co_spawn(st->io, session(st, std::move(l), std::move(sock)), log_spawn_failure);
+                      })
 {
 }
 
 pop3_server::~pop3_server() = default;
-
-void pop3_server::bind()
-{
-    st_->svc.bind();
-}
-
-void pop3_server::start()
-{
-    auto st = st_;
-    st_->svc.start([st](config::listener l, net::tcp::socket sock) {
-        asio::co_spawn(st->io, session(st, std::move(l), std::move(sock)), log_spawn_failure);
-    });
-}
-
-void pop3_server::stop()
-{
-    st_->svc.stop();
-}
-
-void pop3_server::shutdown()
-{
-    st_->svc.shutdown();
-}
-
-void pop3_server::force_close()
-{
-    st_->svc.force_close();
-}
-
-std::size_t pop3_server::sessions() const noexcept
-{
-    return st_->svc.sessions();
-}
-
-service& pop3_server::listeners() noexcept
-{
-    return st_->svc;
-}
 
 net::awaitable<void> pop3_server::session(std::shared_ptr<shared> st, config::listener l, net::tcp::socket sock)
 {

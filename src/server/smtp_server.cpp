@@ -152,50 +152,20 @@ smtp::session_config session_config_for(const live::generation& gen, const confi
 
 smtp_server::smtp_server(asio::io_context& io, const live::current& live, queue::group_committer& committer,
                          const util::clock& clock)
-    : st_(std::make_shared<shared>(io, live, committer, clock))
+    : smtp_server(std::make_shared<shared>(io, live, committer, clock))
 {
-    st_->total = &total_;
+}
+
+smtp_server::smtp_server(std::shared_ptr<shared> st)
+    : protocol_server(std::shared_ptr<service>(st, &st->svc),
+                      [st](config::listener l, net::tcp::socket sock) {
+                          asio::co_spawn(st->io, session(st, std::move(l), std::move(sock)), log_spawn_failure);
+                      })
+{
+    st->total = &total_;
 }
 
 smtp_server::~smtp_server() = default;
-
-void smtp_server::bind()
-{
-    st_->svc.bind();
-}
-
-void smtp_server::start()
-{
-    auto st = st_;
-    st_->svc.start([st](config::listener l, net::tcp::socket sock) {
-        asio::co_spawn(st->io, session(st, std::move(l), std::move(sock)), log_spawn_failure);
-    });
-}
-
-void smtp_server::stop()
-{
-    st_->svc.stop();
-}
-
-void smtp_server::shutdown()
-{
-    st_->svc.shutdown();
-}
-
-void smtp_server::force_close()
-{
-    st_->svc.force_close();
-}
-
-std::size_t smtp_server::sessions() const noexcept
-{
-    return st_->svc.sessions();
-}
-
-service& smtp_server::listeners() noexcept
-{
-    return st_->svc;
-}
 
 net::awaitable<void> smtp_server::session(std::shared_ptr<shared> st, config::listener l, net::tcp::socket sock)
 {

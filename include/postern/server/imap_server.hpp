@@ -24,13 +24,14 @@
 #include "postern/config/config.hpp"
 #include "postern/live/generation.hpp"
 #include "postern/net/asio.hpp"
+#include "postern/server/protocol_server.hpp"
 #include "postern/util/clock.hpp"
 
 namespace postern::server {
 
-class service;
-
-class imap_server {
+// bind/start/stop/sessions/listeners: protocol_server. Its graceful stop:
+// every session gets "* BYE" between commands (or in IDLE) and is closed.
+class imap_server : public protocol_server {
 public:
     // live: the configuration in force, with the certificate (generation::tls
     // nullptr: no TLS listener, no STARTTLS) and who may log in
@@ -39,26 +40,10 @@ public:
     imap_server(asio::io_context& io, const live::current& live, const util::clock& clock);
     ~imap_server();
 
-    // Binds every "imap" listener; throws std::system_error naming one that
-    // cannot be bound.
-    void bind();
-    void start();
-    // Stops accepting; sessions in progress finish on their own.
-    void stop();
-    // Graceful stop: stops accepting; every session gets "* BYE" between
-    // commands (or in IDLE) and is closed.
-    void shutdown();
-    // The grace time is over: every remaining session is cut now.
-    void force_close();
-    std::size_t sessions() const noexcept;
-    // Its listeners, for a reload (service::prepare/commit/cancel).
-    service& listeners() noexcept;
-
 private:
     struct shared;
+    explicit imap_server(std::shared_ptr<shared> st);
     static net::awaitable<void> session(std::shared_ptr<shared> st, config::listener l, net::tcp::socket sock);
-
-    std::shared_ptr<shared> st_;
 };
 
 } // namespace postern::server

@@ -22,13 +22,16 @@
 #include "postern/config/config.hpp"
 #include "postern/live/generation.hpp"
 #include "postern/net/asio.hpp"
+#include "postern/server/protocol_server.hpp"
 #include "postern/util/clock.hpp"
 
 namespace postern::server {
 
-class service;
-
-class pop3_server {
+// bind/start/stop/sessions/listeners: protocol_server. Its graceful stop:
+// every session gets "-ERR [SYS/TEMP]" and is closed between commands (a
+// RETR under way is sent first); nothing marked deleted is removed, only
+// QUIT does that.
+class pop3_server : public protocol_server {
 public:
     // live: the configuration in force, with the certificate (generation::tls
     // nullptr: no TLS listener, no STLS) and who may log in
@@ -36,27 +39,10 @@ public:
     pop3_server(asio::io_context& io, const live::current& live, const util::clock& clock);
     ~pop3_server();
 
-    // Binds every "pop3" listener; throws std::system_error naming one that
-    // cannot be bound.
-    void bind();
-    void start();
-    // Stops accepting; sessions in progress finish on their own.
-    void stop();
-    // Graceful stop: stops accepting; every session gets "-ERR [SYS/TEMP]"
-    // and is closed between commands (a RETR under way is sent first).
-    // Nothing marked deleted is removed: only QUIT does that.
-    void shutdown();
-    // The grace time is over: every remaining session is cut now.
-    void force_close();
-    std::size_t sessions() const noexcept;
-    // Its listeners, for a reload (service::prepare/commit/cancel).
-    service& listeners() noexcept;
-
 private:
     struct shared;
+    explicit pop3_server(std::shared_ptr<shared> st);
     static net::awaitable<void> session(std::shared_ptr<shared> st, config::listener l, net::tcp::socket sock);
-
-    std::shared_ptr<shared> st_;
 };
 
 } // namespace postern::server

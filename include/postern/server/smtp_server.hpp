@@ -25,14 +25,18 @@
 #include "postern/config/config.hpp"
 #include "postern/live/generation.hpp"
 #include "postern/net/asio.hpp"
+#include "postern/server/protocol_server.hpp"
 #include "postern/queue/group_committer.hpp"
 #include "postern/util/clock.hpp"
 
 namespace postern::server {
 
-class service;
-
-class smtp_server {
+// bind/start/stop/sessions/listeners: protocol_server. Its graceful stop
+// (SIGTERM) answers "421 4.3.2" to the sessions without an open mail
+// transaction at once and to the others once their transaction is done;
+// force_close() gives the rest "421 4.3.2" now, their open transaction
+// abandoned (not acknowledged, so the client keeps the message and retries).
+class smtp_server : public protocol_server {
 public:
     // live: the configuration in force, with the certificate (generation::tls
     // nullptr: no listener may use TLS, STARTTLS is not offered) and who may
@@ -42,33 +46,13 @@ public:
                 const util::clock& clock);
     ~smtp_server();
 
-    // Binds every listener (large backlog: BENCH-NOTES). Throws
-    // std::system_error naming the address when one cannot be bound.
-    void bind();
-    // Starts accepting on the bound listeners.
-    void start();
-    // Stops accepting; sessions in progress finish on their own.
-    void stop();
-    // Graceful stop (SIGTERM): stops accepting, answers "421 4.3.2" to the
-    // sessions without an open mail transaction at once and to the others
-    // once their transaction is done.
-    void shutdown();
-    // The grace time is over: every remaining session gets "421 4.3.2" now,
-    // its open transaction abandoned (not acknowledged, so the client keeps
-    // the message and retries).
-    void force_close();
-    // Sessions still open.
-    std::size_t sessions() const noexcept;
-    // Its listeners, for a reload (service::prepare/commit/cancel).
-    service& listeners() noexcept;
-
     std::size_t connections() const noexcept { return total_; }
 
 private:
     struct shared;
+    explicit smtp_server(std::shared_ptr<shared> st);
     static net::awaitable<void> session(std::shared_ptr<shared> st, config::listener l, net::tcp::socket sock);
 
-    std::shared_ptr<shared> st_;
     std::size_t total_ = 0;
 };
 
