@@ -415,6 +415,10 @@ void service::stop()
         std::error_code ec;
         entry->acceptor.close(ec);
     }
+    // The spawner holds the server's state, which holds this service: let
+    // it go, or the two keep each other alive (nothing is accepted any more;
+    // the accept loops end with their own copies).
+    spawn_ = nullptr;
 }
 
 void service::shutdown()
